@@ -1,0 +1,44 @@
+"""Write the MindSpore dump configuration msdbg needs and point ``MINDSPORE_DUMP_CONFIG`` at it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+NET_NAME = "Net"
+ENV_VAR = "MINDSPORE_DUMP_CONFIG"
+
+
+def dump_config(dump_root: str, *, saved_data: str = "tensor", input_output: int = 0,
+                kernels: list[str] | None = None) -> dict[str, Any]:
+    """A synchronous (e2e) dump of every iteration.
+
+    On CPU ``saved_data`` must be ``tensor`` (``statistic`` is GPU/Ascend only) and
+    ``e2e_dump_settings.enable`` must be true. ``input_output``: 0 both, 1 inputs, 2 outputs.
+    """
+    return {
+        "common_dump_settings": {
+            "dump_mode": 1 if kernels else 0,
+            "path": os.path.abspath(dump_root),
+            "net_name": NET_NAME,
+            "iteration": "all",
+            "saved_data": saved_data,
+            "input_output": input_output,
+            "kernels": list(kernels or []),
+            "support_device": [0, 1, 2, 3, 4, 5, 6, 7],
+        },
+        "e2e_dump_settings": {"enable": True, "trans_flag": True},
+    }
+
+
+def install_dump_config(config: dict[str, Any], config_dir: str) -> str:
+    """Write ``config`` to ``config_dir/dump_config.json`` and set the environment variable; return the path.
+
+    Must run before the training compiles its first graph.
+    """
+    path = os.path.join(config_dir, "dump_config.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2)
+    os.environ[ENV_VAR] = path
+    return path

@@ -1,0 +1,89 @@
+"""Command-line entry point. Imports nothing heavy until a subcommand runs (``msdbg --help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from msdbg import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msdbg", description="Debugger with watchpoints for MindSpore training (graph mode, CPU/GPU/Ascend).")
+    parser.add_argument("--version", action="version", version=f"msdbg {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a training script under the debugger",
+                         description="Run SCRIPT as __main__ with capture on; evaluate watchpoints at each step end.")
+    _add_command_options(run)
+    run.add_argument("--batch", action="store_true", help="no prompt: run commands, train to the end, report")
+    run.add_argument("--dump-dir", metavar="DIR", help="where MindSpore dumps (default: a private temp dir, removed at exit)")
+    run.add_argument("--keep-steps", metavar="K", type=_positive_int, default=2,
+                     help="keep only the last K step folders of each graph (default 2)")
+    run.add_argument("script", metavar="SCRIPT", help="the training script")
+    run.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments for the script")
+
+    check = sub.add_parser("check", help="evaluate watchpoints on an existing MindSpore dump directory",
+                           description="Check every rank, graph and iteration of a dump written by MindSpore.")
+    check.add_argument("dump_dir", metavar="DUMP_DIR")
+    _add_command_options(check)
+    return parser
+
+
+def _add_command_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-x", dest="files", metavar="FILE", action="append", default=[],
+                        help="read commands from FILE (repeatable)")
+    parser.add_argument("-c", dest="commands", metavar="CMD", action="append", default=[],
+                        help="run command CMD, e.g. -c 'watch tensor_overflow' (repeatable)")
+    parser.add_argument("--json", metavar="OUT", help="write hits as JSON to OUT")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and dispatch; every MsdbgError becomes one line on stderr and exit 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.subcommand is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from msdbg.errors import MsdbgError
+
+    try:
+        return _dispatch(args)
+    except MsdbgError as exc:
+        print(f"msdbg: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from msdbg.frontends import batch
+    from msdbg.frontends.capture_run import CommandSource, RunOptions
+
+    commands = []
+    for path in args.files:
+        commands.extend(batch.read_command_file(path))
+    commands.extend(CommandSource(text, "-c") for text in args.commands)
+    if args.subcommand == "check":
+        return batch.check_dump(args.dump_dir, commands, args.json)
+    options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
+    if args.batch:
+        return batch.run_batch(options)
+    from msdbg.frontends.live import run_interactive
+
+    return run_interactive(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

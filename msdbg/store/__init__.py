@@ -1,0 +1,1 @@
+"""Store: read MindSpore dump trees (tensors, graphs, source lines)."""

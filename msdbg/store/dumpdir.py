@@ -1,0 +1,161 @@
+"""Read a MindSpore dump tree: ranks, nets, graphs, iterations and the tensors of each step.
+
+Layout: ``{root}/rank_{r}/{net_name}/{graph_id}/{iteration}/{tensor files}``, plus per rank
+``graphs/`` and ``execution_order/``. Works the same on a tree msdbg asked for and one MindSpore
+wrote on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from msdbg.errors import MsdbgError
+from msdbg.store.filenames import TensorFileName, parse_tensor_filename
+from msdbg.store.graph import Graph, GraphError, Node, TensorRole, is_optimizer_state_name, read_graph
+from msdbg.store.npyfile import open_npy
+
+_RANK_DIR = re.compile(r"^rank_(\d+)$")
+_RESERVED = {"graphs", "execution_order", ".dump_metadata"}
+
+
+@dataclass(frozen=True, order=True)
+class StepKey:
+    """One iteration folder: a step of one graph on one rank."""
+
+    rank: int
+    net: str
+    graph: int
+    iteration: int
+
+
+@dataclass
+class TensorEntry:
+    """One dumped tensor of a step, named and classified."""
+
+    step: StepKey
+    path: str
+    file: TensorFileName
+    node: str
+    op_type: str
+    category: str
+    param: str | None
+    order: int
+    graph_node: Node | None
+
+    @property
+    def io(self) -> str:
+        return self.file.io
+
+    @property
+    def slot(self) -> int:
+        return self.file.slot
+
+    @property
+    def label(self) -> str:
+        """``node:io:slot``, unique within a step."""
+        return f"{self.node}:{self.io}:{self.slot}"
+
+    def load(self) -> np.ndarray:
+        """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
+        return open_npy(self.path)
+
+
+class DumpDir:
+    """A dump tree on disk; re-scans cheaply, so it also follows a training that is still writing."""
+
+    def __init__(self, root: str):
+        if not os.path.isdir(root):
+            raise MsdbgError(f"dump directory {root}: does not exist or is not a directory")
+        self.root = root
+        self._graphs: dict[tuple[int, int], Graph | None] = {}
+        self.graph_errors: dict[tuple[int, int], str] = {}
+
+    # ----- structure ----------------------------------------------------------------------------
+    def ranks(self) -> list[int]:
+        return sorted(int(m[1]) for name in _listdir(self.root) if (m := _RANK_DIR.match(name)))
+
+    def rank_dir(self, rank: int) -> str:
+        return os.path.join(self.root, f"rank_{rank}")
+
+    def steps(self) -> list[StepKey]:
+        """Every iteration folder of every rank, net and graph, in (rank, net, graph, iteration) order."""
+        keys = []
+        for rank in self.ranks():
+            rank_dir = self.rank_dir(rank)
+            for net in _listdir(rank_dir):
+                net_dir = os.path.join(rank_dir, net)
+                if net in _RESERVED or not os.path.isdir(net_dir):
+                    continue
+                for graph in _numeric_dirs(net_dir):
+                    for iteration in _numeric_dirs(os.path.join(net_dir, str(graph))):
+                        keys.append(StepKey(rank, net, graph, iteration))
+        return sorted(keys)
+
+    def step_dir(self, key: StepKey) -> str:
+        return os.path.join(self.rank_dir(key.rank), key.net, str(key.graph), str(key.iteration))
+
+    def graph(self, rank: int, graph_id: int) -> Graph | None:
+        """The graph of a rank, or None when its files are missing or unreadable (see graph_errors)."""
+        cache_key = (rank, graph_id)
+        if cache_key not in self._graphs:
+            try:
+                self._graphs[cache_key] = read_graph(self.rank_dir(rank), graph_id)
+            except GraphError as exc:
+                self._graphs[cache_key] = None
+                self.graph_errors[cache_key] = str(exc)
+        return self._graphs[cache_key]
+
+    # ----- tensors ------------------------------------------------------------------------------
+    def tensors(self, key: StepKey) -> list[TensorEntry]:
+        """All tensor files of a step, classified, in execution order."""
+        folder = self.step_dir(key)
+        graph = self.graph(key.rank, key.graph)
+        entries = []
+        for name in _listdir(folder):
+            parsed = parse_tensor_filename(name)
+            if parsed is None:
+                continue
+            entries.append(_entry(key, os.path.join(folder, name), parsed, graph))
+        if graph is None:
+            timestamps = sorted({e.file.timestamp for e in entries})
+            rank_of = {t: i for i, t in enumerate(timestamps)}
+            for entry in entries:
+                entry.order = rank_of[entry.file.timestamp]
+        entries.sort(key=lambda e: (e.order, e.file.timestamp, e.io != "input", e.slot))
+        return entries
+
+
+def _entry(key: StepKey, path: str, parsed: TensorFileName, graph: Graph | None) -> TensorEntry:
+    node = graph.node_for_dump(parsed.op_type, parsed.op_name) if graph is not None else None
+    if node is not None:
+        role = graph.role(node, parsed.io)
+        return TensorEntry(key, path, parsed, node.full_name, node.op_type, role.category, role.param,
+                           graph.order_of(node), node)
+    role = _role_without_graph(parsed)
+    return TensorEntry(key, path, parsed, parsed.op_name, parsed.op_type, role.category, role.param, 0, None)
+
+
+def _role_without_graph(parsed: TensorFileName) -> TensorRole:
+    """Best effort when the graph is missing: parameters by name, everything else an activation."""
+    if parsed.is_parameter:
+        name = parsed.op_name
+        dotted = name.replace("_", ".")
+        if is_optimizer_state_name(name) or is_optimizer_state_name(dotted):
+            return TensorRole("optimizer_state", name)
+        return TensorRole("weight", name)
+    return TensorRole("activation", None)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _numeric_dirs(path: str) -> list[int]:
+    return sorted(int(name) for name in _listdir(path) if name.isdigit() and os.path.isdir(os.path.join(path, name)))

@@ -1,0 +1,51 @@
+"""Shared fixtures: real MindSpore dumps and a way to run the msdbg CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "tests" / "scripts"
+DEMOS = ROOT / "demos"
+
+
+def run_msdbg(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m msdbg ARGS`` and capture its output."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GLOG_v="3")
+    return subprocess.run([sys.executable, "-m", "msdbg", *args], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str) -> Path:
+    """Run a training script with MindSpore's own dump switched on (no msdbg involved)."""
+    config = {
+        "common_dump_settings": {"dump_mode": 0, "path": str(dump_root), "net_name": "Net", "iteration": "all",
+                                 "saved_data": "tensor", "input_output": 0, "kernels": [],
+                                 "support_device": [0, 1, 2, 3, 4, 5, 6, 7]},
+        "e2e_dump_settings": {"enable": True, "trans_flag": True},
+    }
+    config_path = dump_root.parent / f"{dump_root.name}.json"
+    config_path.write_text(json.dumps(config))
+    env = dict(os.environ, MINDSPORE_DUMP_CONFIG=str(config_path), GLOG_v="3")
+    done = subprocess.run([sys.executable, str(script), *script_args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dump_root
+
+
+@pytest.fixture(scope="session")
+def jit_nan_dump(tmp_path_factory) -> Path:
+    """A real dump of the custom @ms.jit loop demo (log of 0 at step 3)."""
+    return plain_mindspore_dump(DEMOS / "nan_log.py", tmp_path_factory.mktemp("jit") / "dump")
+
+
+@pytest.fixture(scope="session")
+def model_nan_dump(tmp_path_factory) -> Path:
+    """A real dump of Model.train with a planted 0/0 at step 2."""
+    return plain_mindspore_dump(SCRIPTS / "model_div_nan.py", tmp_path_factory.mktemp("model") / "dump")
