@@ -1,0 +1,81 @@
+"""Watchpoint commands: watch, delete, enable, disable, info."""
+
+from __future__ import annotations
+
+from msdbg.commands.registry import command
+from msdbg.errors import UsageError
+from msdbg.frontends.report import format_hit
+from msdbg.session import Session
+
+
+@command("watch", "watch CONDITION [PARAM=VALUE ...] [on PATTERN]",
+         "Create a watchpoint; PATTERN is a glob over node, parameter and scope names (re:REGEX for a regex).")
+def watch(session: Session, args: list[str]) -> str:
+    if not args:
+        raise UsageError("watch needs a condition, e.g. 'watch tensor_overflow'")
+    condition, rest = args[0], args[1:]
+    target = None
+    if "on" in rest:
+        at = rest.index("on")
+        if at != len(rest) - 2:
+            raise UsageError("'on' takes exactly one PATTERN, at the end: watch CONDITION [PARAM=VALUE ...] on PATTERN")
+        target, rest = rest[at + 1], rest[:at]
+    params = {}
+    for word in rest:
+        name, sep, value = word.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"expected PARAM=VALUE, got {word!r}")
+        params[name] = value
+    watchpoint = session.watchpoints.add(condition, params, target)
+    return f"Watchpoint {watchpoint.describe()}"
+
+
+def _number(args: list[str], verb: str) -> int:
+    if len(args) != 1 or not args[0].isdigit():
+        raise UsageError(f"usage: {verb} N (a watchpoint number, see 'info watchpoints')")
+    return int(args[0])
+
+
+@command("delete", "delete N", "Delete watchpoint N.")
+def delete(session: Session, args: list[str]) -> str:
+    number = _number(args, "delete")
+    session.watchpoints.get(number)
+    del session.watchpoints.items[number]
+    return f"Deleted watchpoint {number}"
+
+
+@command("enable", "enable N", "Enable watchpoint N.")
+def enable(session: Session, args: list[str]) -> str:
+    session.watchpoints.get(_number(args, "enable")).enabled = True
+    return f"Enabled watchpoint {args[0]}"
+
+
+@command("disable", "disable N", "Disable watchpoint N (kept, not evaluated).")
+def disable(session: Session, args: list[str]) -> str:
+    session.watchpoints.get(_number(args, "disable")).enabled = False
+    return f"Disabled watchpoint {args[0]}"
+
+
+@command("info", "info watchpoints | info hits | info step", "Show watchpoints, hits so far, or where training is.")
+def info(session: Session, args: list[str]) -> str:
+    what = args[0] if len(args) == 1 else ""
+    if what and "step".startswith(what):
+        return _step_info(session)
+    if "watchpoints".startswith(what) and what:
+        items = session.watchpoints.items.values()
+        return "\n".join(w.describe() for w in items) if items else "No watchpoints."
+    if "hits".startswith(what) and what:
+        if not session.hits:
+            return "No hits."
+        return "\n".join(f"#{i} " + format_hit(h) for i, h in enumerate(session.hits, start=1))
+    raise UsageError("usage: info watchpoints | info hits | info step")
+
+
+def _step_info(session: Session) -> str:
+    state = session.control.state if session.control else "offline"
+    key = session.current
+    if key is None:
+        return f"Training {state}; no step has run yet."
+    kept = [k.iteration for k in session.retained_steps(key)]
+    return (f"Training {state}; at step {key.iteration} of graph {key.graph} (rank {key.rank}); "
+            f"steps on disk: {', '.join(map(str, kept)) or 'none'}; {len(session.hits)} hits so far")

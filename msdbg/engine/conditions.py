@@ -1,0 +1,257 @@
+"""Watchpoint conditions as data: name, target categories, parameters, and a few generic evaluators.
+
+Parameter names carry their comparison in the suffix (``_gt``, ``_lt``, ``_ge``, ``_le``), as in MindInsight.
+A watchpoint with several bound parameters hits when any one of them holds. A tensor holding NaN or
+Inf never passes a bound silently: the condition hits and the reason says the tensor is not finite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from msdbg.engine.stats import TensorStats
+
+ANY = None
+WEIGHT = frozenset({"weight"})
+GRADIENT = frozenset({"gradient"})
+ACTIVATION = frozenset({"activation"})
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "gt": lambda value, bound: value > bound,
+    "lt": lambda value, bound: value < bound,
+    "ge": lambda value, bound: value >= bound,
+    "le": lambda value, bound: value <= bound,
+}
+_SYMBOL = {"gt": ">", "lt": "<", "ge": ">=", "le": "<="}
+UPDATE_RATIO_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A watchpoint parameter: the derived statistic it bounds (or a setting when ``statistic`` is None)."""
+
+    name: str
+    statistic: str | None = None
+    default: float | None = None
+
+    @property
+    def compare(self) -> str:
+        return self.name.rsplit("_", 1)[1]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one condition on one tensor."""
+
+    hit: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One watchpoint condition.
+
+    ``kind`` selects the evaluator: ``overflow`` (any NaN/Inf), ``bounds`` (derived statistics against the
+    parameters), ``unchanged`` (all elements within rtol/atol of the previous step), ``health`` (counts).
+    ``needs_previous``: compares with the same tensor at the previous step. ``initial``: looks at weights
+    before the first update only. ``needs_range``: counts elements in [range_start, range_end].
+    """
+
+    name: str
+    description: str
+    targets: frozenset[str] | None
+    kind: str
+    params: tuple[ParamSpec, ...] = ()
+    needs_previous: bool = False
+    initial: bool = False
+    needs_range: bool = False
+    history: bool = False  # needs the running averages of past steps (tensor_turbulence)
+    available: bool = True
+    unavailable_reason: str = ""
+
+    def param(self, name: str) -> ParamSpec | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    @property
+    def bounds(self) -> tuple[ParamSpec, ...]:
+        return tuple(p for p in self.params if p.statistic is not None)
+
+    def applies_to(self, category: str) -> bool:
+        return self.targets is None or category in self.targets
+
+    def defaults(self, given: dict[str, float]) -> dict[str, float]:
+        """Parameter values with defaults filled in: settings always, bounds only when none was given."""
+        values = dict(given)
+        any_bound = any(self.param(n) is not None and self.param(n).statistic for n in given)
+        for spec in self.params:
+            if spec.name in values or spec.default is None:
+                continue
+            if spec.statistic is None or not any_bound:
+                values[spec.name] = spec.default
+        return values
+
+    def stat_needs(self, params: dict[str, float]) -> set[str]:
+        """The raw statistics (stats.STAT_NAMES) this condition needs with these parameter values."""
+        needs = {"nonfinite"}
+        if self.kind == "health":
+            needs |= {"nan", "pos_inf", "neg_inf", "zero", "neg", "pos"}
+        if self.kind == "unchanged" or self.needs_previous:
+            needs.add("change")
+        if self.kind == "turbulence":
+            needs |= {"sq_sum", "sum", "finite_count"}
+        for name in params:
+            spec = self.param(name)
+            if spec is not None and spec.statistic:
+                needs |= _RAW_NEEDS[spec.statistic]
+        return needs
+
+    def evaluate(self, stats: TensorStats, params: dict[str, float]) -> Verdict:
+        return _EVALUATORS[self.kind](self, stats, params)
+
+
+# Derived statistics a bound can name, and the raw statistics they are computed from.
+_RAW_NEEDS: dict[str, set[str]] = {
+    "abs_mean": {"abs_sum", "finite_count"},
+    "mean": {"sum", "finite_count"},
+    "max": {"max"},
+    "min": {"min"},
+    "zero_percentage": {"zero"},
+    "range_percentage": {"range_count"},
+    "max_min": {"max", "min"},
+    "update_ratio": {"change"},
+    "norm": {"sq_sum"},
+    "nan": {"nan"},
+    "pos_inf": {"pos_inf"},
+    "neg_inf": {"neg_inf"},
+    "zero": {"zero"},
+    "neg": {"neg"},
+    "pos": {"pos"},
+}
+
+
+def derived(stats: TensorStats, statistic: str) -> float | None:
+    """The value of a derived statistic, or None when the tensor has no finite element to compute it on."""
+    size = stats.size
+    if statistic == "abs_mean":
+        return stats.abs_mean
+    if statistic == "mean":
+        return stats.mean
+    if statistic == "max":
+        return stats.max
+    if statistic == "min":
+        return stats.min
+    if statistic == "zero_percentage":
+        return 100.0 * stats.zero / size if size else None
+    if statistic == "range_percentage":
+        return 100.0 * stats.range_count / size if size else None
+    if statistic == "max_min":
+        return None if stats.max is None or stats.min is None else stats.max - stats.min
+    if statistic == "update_ratio":
+        if stats.change_abs_sum is None or not size:
+            return None
+        return (stats.change_abs_sum / size) / (stats.prev_abs_sum / size + UPDATE_RATIO_EPSILON)
+    if statistic == "norm":
+        return stats.l2norm
+    return float(getattr(stats, statistic))
+
+
+def _nonfinite_reason(stats: TensorStats) -> str:
+    parts = [f"{name}={count}" for name, count in
+             (("nan", stats.nan), ("+inf", stats.pos_inf), ("-inf", stats.neg_inf)) if count]
+    return f"not finite: {', '.join(parts)} of {stats.size} elements"
+
+
+def _overflow(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    if not stats.nonfinite_count:
+        return Verdict(False)
+    return Verdict(True, (_nonfinite_reason(stats),))
+
+
+def _bounds(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    reasons = []
+    if stats.nonfinite_count:
+        reasons.append(_nonfinite_reason(stats) + "; bounds cannot pass")
+    for spec in condition.bounds:
+        if spec.name not in params:
+            continue
+        value = derived(stats, spec.statistic)
+        if value is None or math.isnan(value):
+            continue
+        if _COMPARE[spec.compare](value, params[spec.name]):
+            reasons.append(f"{spec.statistic} {value:.6g} {_SYMBOL[spec.compare]} {params[spec.name]:g} ({spec.name})")
+    return Verdict(bool(reasons), tuple(reasons))
+
+
+def _unchanged(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    if stats.change_exceed is None or stats.size == 0:
+        return Verdict(False)
+    if stats.change_exceed == 0:
+        return Verdict(True, (f"all {stats.size} elements within atol {params['atol']:g} + rtol {params['rtol']:g}"
+                              " of the previous step",))
+    return Verdict(False)
+
+
+def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    bounded = _bounds(condition, stats, params)
+    if any(p in params for p in (s.name for s in condition.bounds)):
+        return bounded
+    return _overflow(condition, stats, params)
+
+
+_EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health}
+
+
+def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
+    suffix = "gt" if kind == "large" else "lt"
+    return (ParamSpec(f"abs_mean_{suffix}", "abs_mean"), ParamSpec(f"max_{suffix}", "max"),
+            ParamSpec(f"min_{suffix}", "min"), ParamSpec(f"mean_{suffix}", "mean"))
+
+
+_RANGE = (ParamSpec("range_start_inclusive"), ParamSpec("range_end_inclusive"),
+          ParamSpec("range_percentage_lt", "range_percentage"), ParamSpec("range_percentage_gt", "range_percentage"),
+          ParamSpec("max_min_lt", "max_min"), ParamSpec("max_min_gt", "max_min"))
+_HEALTH = tuple(ParamSpec(f"{name}_count_gt", name) for name in ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos"))
+_UNAVAILABLE_OVERFLOW = ("operator_overflow reads the overflow dumps Ascend writes for ops that overflowed; CPU and "
+                         "GPU write none, so use tensor_overflow (NaN/Inf in any tensor) there")
+
+CONDITIONS: dict[str, Condition] = {
+    c.name: c
+    for c in (
+        Condition("weight_initialization", "weights before the first update: all zero, or outside bounds", WEIGHT,
+                  "bounds", (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0), ParamSpec("max_gt", "max"),
+                             ParamSpec("min_lt", "min")), initial=True),
+        Condition("weight_overflow", "NaN or +/-Inf in a weight", WEIGHT, "overflow"),
+        Condition("gradient_exploding", "NaN or +/-Inf in a gradient", GRADIENT, "overflow"),
+        Condition("tensor_overflow", "NaN or +/-Inf in any tensor", ANY, "overflow"),
+        Condition("weight_too_large", "a weight's statistics above bounds", WEIGHT, "bounds", _value_bounds("large")),
+        Condition("gradient_too_large", "a gradient's statistics above bounds", GRADIENT, "bounds",
+                  _value_bounds("large")),
+        Condition("tensor_too_large", "a tensor's statistics above bounds", ANY, "bounds", _value_bounds("large")),
+        Condition("weight_too_small", "a weight's statistics below bounds", WEIGHT, "bounds", _value_bounds("small")),
+        Condition("gradient_vanishing", "a gradient's statistics below bounds", GRADIENT, "bounds",
+                  _value_bounds("small")),
+        Condition("tensor_too_small", "a tensor's statistics below bounds", ANY, "bounds", _value_bounds("small")),
+        Condition("tensor_all_zero", "at least zero_percentage_ge percent of elements are 0", ANY, "bounds",
+                  (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0),)),
+        Condition("weight_not_changed", "every element within atol + rtol*|prev| of the previous step", WEIGHT,
+                  "unchanged", (ParamSpec("rtol", None, 1e-5), ParamSpec("atol", None, 1e-8)), needs_previous=True),
+        Condition("weight_change_too_large", "mean|cur-prev| / mean|prev| above the bound", WEIGHT, "bounds",
+                  (ParamSpec("abs_mean_update_ratio_gt", "update_ratio", 0.1),), needs_previous=True),
+        Condition("weight_change_too_small", "mean|cur-prev| / mean|prev| below the bound", WEIGHT, "bounds",
+                  (ParamSpec("abs_mean_update_ratio_lt", "update_ratio", 1e-4),), needs_previous=True),
+        Condition("activation_range", "share of an activation inside [start, end], or its max-min spread",
+                  ACTIVATION, "bounds", _RANGE, needs_range=True),
+        Condition("tensor_range", "share of a tensor inside [start, end], or its max-min spread", ANY, "bounds",
+                  _RANGE, needs_range=True),
+        Condition("tensor_health", "element counts (nan, +inf, -inf, zero, negative, positive) above bounds; "
+                  "with no bound, any NaN/Inf", ANY, "health", _HEALTH),
+        Condition("tensor_turbulence", "norm or |mean| jumps above (1+threshold) x its running average (EMA with "
+                  "factor beta, after warmup steps): loss and gradient spikes", ANY, "turbulence",
+                  (ParamSpec("threshold", None, 1.0), ParamSpec("beta", None, 0.99), ParamSpec("warmup", None, 3.0)),
+                  history=True),
+        Condition("operator_overflow", "an op overflowed (Ascend overflow dump)", ANY, "overflow",
+                  available=False, unavailable_reason=_UNAVAILABLE_OVERFLOW),
+    )
+}

@@ -1,0 +1,158 @@
+"""Evaluate the active watchpoints on the tensors of one step.
+
+Each watched tensor is read once per distinct statistics request: one fused pass serves every watchpoint
+that needs plain statistics, and one more pass is made per distinct range or change comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msdbg.engine.hits import Hit
+from msdbg.engine.history import History, TensorKey
+from msdbg.engine.stats import TensorStats, compute_stats
+from msdbg.engine.trace import mark_origins
+from msdbg.engine.watchpoints import Watchpoint
+from msdbg.errors import MsdbgError
+from msdbg.store.dumpdir import TensorEntry
+from msdbg.store.graph import Graph
+
+_FLOAT_DTYPES = {"float16", "float32", "float64", "bfloat16", "double", "half", "float"}
+
+
+@dataclass
+class StepResult:
+    """What evaluating one step produced."""
+
+    hits: list[Hit] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tensors_checked: int = 0
+
+
+def evaluated(entry: TensorEntry) -> bool:
+    """Watchpoints look at op outputs and parameters; op inputs repeat their producers' outputs."""
+    return entry.io == "output"
+
+
+def is_float(entry: TensorEntry) -> bool:
+    return entry.file.dtype.lower() in _FLOAT_DTYPES
+
+
+def tensor_key(entry: TensorEntry) -> TensorKey:
+    step = entry.step
+    return (step.rank, step.net, step.graph, entry.label)
+
+
+def pre_update_entry(entry: TensorEntry, entries: list[TensorEntry], graph: Graph | None) -> TensorEntry | None:
+    """For a parameter, the dumped input of a kernel that read it before this step's update."""
+    if graph is None or entry.graph_node is None or not entry.graph_node.is_parameter:
+        return None
+    reader = graph.initial_value_reader(entry.graph_node.name)
+    if reader is None:
+        return None
+    node, slot = reader
+    return next((e for e in entries if e.graph_node is node and e.io == "input" and e.slot == slot), None)
+
+
+class _TensorStats:
+    """Statistics of one tensor file, computed on demand and cached per request."""
+
+    def __init__(self, entry: TensorEntry):
+        self.entry = entry
+        self.array = entry.load()
+        self._cache: dict[tuple, TensorStats] = {}
+
+    def get(self, needs: set[str], value_range: tuple[float, float] | None = None,
+            previous: np.ndarray | None = None, rtol: float = 1e-5, atol: float = 1e-8) -> TensorStats:
+        key = (frozenset(needs), value_range, previous is not None, rtol, atol)
+        if key not in self._cache:
+            self._cache[key] = compute_stats(self.array, needs, value_range=value_range, previous=previous,
+                                             rtol=rtol, atol=atol, dtype_hint=self.entry.file.dtype.lower())
+        return self._cache[key]
+
+
+def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], graph: Graph | None,
+                  history: History) -> StepResult:
+    """Evaluate every watchpoint on every tensor it watches in this step; mark the origins of the hits."""
+    result = StepResult()
+    first_step = bool(entries) and history.is_first_step(entries[0].step.rank, entries[0].step.net,
+                                                         entries[0].step.graph, entries[0].step.iteration)
+    for entry in entries:
+        if not evaluated(entry) or not is_float(entry):
+            continue
+        watching = [w for w in watchpoints if w.watches(entry) and (first_step or not w.condition.initial)]
+        if not watching:
+            continue
+        try:
+            _TensorEvaluation(entry, entries, graph, history, result).run(watching)
+        except MsdbgError as exc:
+            result.errors.append(str(exc))
+    mark_origins(result.hits, graph)
+    return result
+
+
+class _TensorEvaluation:
+    """All watchpoints on one tensor of one step."""
+
+    def __init__(self, entry: TensorEntry, entries: list[TensorEntry], graph: Graph | None, history: History,
+                 result: StepResult):
+        self.entry, self.history, self.result = entry, history, result
+        self.key = tensor_key(entry)
+        self.before = pre_update_entry(entry, entries, graph)
+        self.current = _TensorStats(entry)
+
+    def run(self, watching: list[Watchpoint]) -> None:
+        self.result.tensors_checked += 1
+        plain = [w for w in watching if _is_plain(w)]
+        self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
+        for watchpoint in watching:
+            stats = self._stats_for(watchpoint)
+            if stats is not None:
+                self._judge(watchpoint, stats)
+        if any(w.condition.needs_previous for w in watching) and self.before is None:
+            self.history.remember(self.key, self.current.array)
+
+    def _stats_for(self, watchpoint: Watchpoint) -> TensorStats | None:
+        condition, params = watchpoint.condition, watchpoint.params
+        needs = condition.stat_needs(params)
+        name = self.entry.param or self.entry.node
+        if _is_plain(watchpoint):
+            return self.current.get(self.base_needs)
+        if condition.initial:
+            if self.before is None:
+                self.result.notes.append(f"watchpoint {watchpoint.number}: no pre-update value of {name} was dumped;"
+                                         " checked its value after the first update")
+                return self.current.get(needs)
+            return _TensorStats(self.before).get(needs)
+        if condition.needs_previous:
+            previous = self.before.load() if self.before is not None else self.history.previous(self.key)
+            if previous is None:
+                self.result.notes.append(f"watchpoint {watchpoint.number}: no previous step to compare {name} with "
+                                         f"at step {self.entry.step.iteration} of graph {self.entry.step.graph}")
+                return None
+            return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
+                                    atol=params.get("atol", 1e-8))
+        if condition.needs_range:
+            value_range = (params.get("range_start_inclusive", -np.inf), params.get("range_end_inclusive", np.inf))
+            return self.current.get(needs, value_range=value_range)
+        return self.current.get(needs)
+
+    def _judge(self, watchpoint: Watchpoint, stats: TensorStats) -> None:
+        condition, params = watchpoint.condition, watchpoint.params
+        if condition.history:
+            verdict = self.history.judge_turbulence(condition, self.key, watchpoint.number, stats, params)
+        else:
+            verdict = condition.evaluate(stats, params)
+        if verdict.hit:
+            node = self.entry.graph_node
+            source = node.user_source() if node is not None else None
+            self.result.hits.append(Hit(watchpoint.number, condition.name, self.entry, stats.as_dict(), dict(params),
+                                        verdict.reasons, source=str(source) if source else None))
+
+
+def _is_plain(watchpoint: Watchpoint) -> bool:
+    condition = watchpoint.condition
+    return not (condition.needs_previous or condition.needs_range or condition.initial or condition.history)

@@ -1,0 +1,68 @@
+"""What the engine remembers across steps: previous values of watched weights and running averages.
+
+Only what active watchpoints need is kept: a copy of a tensor's previous value when the step's own dump holds
+no pre-update copy of it, and two floats per tensor for ``tensor_turbulence``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msdbg.engine.conditions import Condition, Verdict
+from msdbg.engine.stats import TensorStats
+
+TensorKey = tuple[int, str, int, str]  # (rank, net, graph, node:io:slot)
+
+
+@dataclass
+class _Average:
+    norm: float
+    mean: float
+    count: int = 1
+
+
+@dataclass
+class History:
+    """Per-tensor memory across steps."""
+
+    _previous: dict[TensorKey, np.ndarray] = field(default_factory=dict)
+    _averages: dict[tuple[int, TensorKey], _Average] = field(default_factory=dict)
+    _first_iteration: dict[tuple[int, str, int], int] = field(default_factory=dict)
+
+    def previous(self, key: TensorKey) -> np.ndarray | None:
+        return self._previous.get(key)
+
+    def remember(self, key: TensorKey, array: np.ndarray) -> None:
+        """Keep a private copy (the dump file may be deleted by retention)."""
+        self._previous[key] = np.array(array, copy=True)
+
+    def is_first_step(self, rank: int, net: str, graph: int, iteration: int) -> bool:
+        """True for the first iteration of a graph this session saw (where weights are still initial)."""
+        first = self._first_iteration.setdefault((rank, net, graph), iteration)
+        return iteration == first
+
+    def judge_turbulence(self, condition: Condition, key: TensorKey, watchpoint_number: int,
+                         stats: TensorStats, params: dict[str, float]) -> Verdict:
+        """Hit when the norm or |mean| exceeds (1 + threshold) times its running average (EMA, factor beta)."""
+        if stats.nonfinite_count:
+            return condition.evaluate(stats, params)
+        norm, mean = stats.l2norm or 0.0, abs(stats.mean or 0.0)
+        slot = (watchpoint_number, key)
+        average = self._averages.get(slot)
+        if average is None:
+            self._averages[slot] = _Average(norm, mean)
+            return Verdict(False)
+        limit = 1.0 + params["threshold"]
+        reasons = []
+        if average.count >= params["warmup"]:
+            if norm > limit * average.norm:
+                reasons.append(f"norm {norm:.6g} > {limit:g} x average {average.norm:.6g}")
+            if mean > limit * average.mean:
+                reasons.append(f"|mean| {mean:.6g} > {limit:g} x average {average.mean:.6g}")
+        beta = params["beta"]
+        average.norm = beta * average.norm + (1 - beta) * norm
+        average.mean = beta * average.mean + (1 - beta) * mean
+        average.count += 1
+        return Verdict(bool(reasons), tuple(reasons))

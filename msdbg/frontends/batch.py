@@ -1,0 +1,94 @@
+"""Batch front end: ``msdbg run --batch`` and ``msdbg check``; prints hits, writes JSON, returns the exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from msdbg.commands import execute
+from msdbg.errors import MsdbgError, UsageError
+from msdbg.frontends.capture_run import CommandSource, RunOptions, run_under_capture
+from msdbg.frontends.report import summary
+from msdbg.session import Session
+from msdbg.store.dumpdir import DumpDir
+
+EXIT_CLEAN, EXIT_HITS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def read_command_file(path: str) -> list[CommandSource]:
+    """The commands of a ``-x`` file, each tagged FILE:LINE."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise UsageError(f"command file {path}: {exc.strerror}") from None
+    return [CommandSource(text, f"{path}:{number}") for number, text in enumerate(lines, start=1)]
+
+
+def apply_commands(session: Session, commands: list[CommandSource]) -> None:
+    """Run setup commands; the first bad one raises UsageError prefixed with its origin."""
+    for source in commands:
+        try:
+            output = execute(session, source.text)
+        except MsdbgError as exc:
+            raise UsageError(f"{source.origin}: {exc}") from None
+        if output:
+            print(output, file=sys.stderr)
+
+
+def run_batch(options: RunOptions) -> int:
+    """Train under capture, evaluate every step at its end, report; exit 0 clean, 1 hits, 2 bad input."""
+    session = Session()
+    apply_commands(session, options.commands)
+
+    def report_steps(results: list) -> None:
+        for key, result in results:
+            if result.hits:
+                origin = next((h for h in result.hits if h.first_offending), result.hits[0])
+                print(f"msdbg: step {key.iteration} graph {key.graph}: {len(result.hits)} hits, origin "
+                      f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
+            for error in result.errors:
+                print(f"msdbg: error: {error}", file=sys.stderr)
+
+    script_code = run_under_capture(options, session, report_steps)
+    return finish(session, options.json_out, script_code)
+
+
+def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
+    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code)."""
+    for warning in session.warnings:
+        print(f"msdbg: warning: {warning}", file=sys.stderr)
+    lines = summary(session.hits)
+    steps = len(session.done)
+    print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps} "
+          f"step{'s' if steps != 1 else ''} ({session.tensors_checked} tensors checked)")
+    for line in lines:
+        print(line)
+    if json_out:
+        write_json(session, json_out)
+    if session.errors:
+        print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if session.hits:
+        return EXIT_HITS
+    return script_code
+
+
+def write_json(session: Session, path: str) -> None:
+    document = {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors)}
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1)
+    except OSError as exc:
+        raise UsageError(f"--json {path}: {exc.strerror}") from None
+
+
+def check_dump(root: str, commands: list[CommandSource], json_out: str | None) -> int:
+    """Evaluate watchpoints on every step of an existing dump directory."""
+    session = Session(dump=DumpDir(root))
+    apply_commands(session, commands)
+    if not session.dump.steps():
+        raise UsageError(f"dump directory {root}: holds no rank_N/NET/GRAPH/ITERATION folders")
+    session.evaluate_new_steps()
+    return finish(session, json_out)

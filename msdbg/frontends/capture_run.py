@@ -1,0 +1,98 @@
+"""Run a training script under capture: dump config, step barrier, evaluation, retention, clean-up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from msdbg.capture.dumpconfig import dump_config, install_dump_config
+from msdbg.engine.evaluate import StepResult
+from msdbg.errors import UsageError
+from msdbg.session import Session
+from msdbg.store.dumpdir import DumpDir, StepKey
+
+StepsCallback = Callable[[list[tuple[StepKey, StepResult]]], None]
+
+
+@dataclass
+class CommandSource:
+    """A command line and where it came from (``-c`` or FILE:LINE), for error messages."""
+
+    text: str
+    origin: str
+
+
+@dataclass
+class RunOptions:
+    script: str
+    script_args: list[str]
+    commands: list[CommandSource] = field(default_factory=list)
+    json_out: str | None = None
+    dump_dir: str | None = None
+    keep_steps: int = 2
+
+
+def prepare_dump_dir(requested: str | None) -> tuple[str, bool]:
+    """The dump directory to use and whether msdbg owns it (and removes it at exit)."""
+    if requested is None:
+        return tempfile.mkdtemp(prefix="msdbg-dump-"), True
+    path = os.path.abspath(requested)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise UsageError(f"--dump-dir {requested}: parent directory {parent} does not exist")
+    if os.path.isdir(path) and any(name.startswith("rank_") for name in os.listdir(path)):
+        raise UsageError(f"--dump-dir {requested}: already holds a dump (rank_* folders); use an empty directory")
+    os.makedirs(path, exist_ok=True)
+    return path, False
+
+
+def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCallback,
+                      before_training: Callable[[], None] | None = None,
+                      after_training: Callable[[int], None] | None = None) -> int:
+    """Run the script with capture on; call ``on_steps`` with each barrier's evaluated steps; return its exit code.
+
+    ``on_steps`` runs inside the training process at a step boundary; it may block (a paused prompt) or raise
+    StopTraining. Any other failure inside msdbg is reported and training goes on. ``after_training`` runs
+    once the script has ended, while the dump is still on disk.
+    """
+    from msdbg.capture import barrier, retention
+    from msdbg.capture.runner import run_script
+
+    if not os.path.isfile(options.script):
+        raise UsageError(f"training script {options.script}: no such file")
+    dump_root, owned = prepare_dump_dir(options.dump_dir)
+    config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
+    try:
+        install_dump_config(dump_config(dump_root), config_dir)
+        session.dump = DumpDir(dump_root)
+
+        def at_barrier() -> None:
+            try:
+                results = session.evaluate_new_steps()
+            except Exception:  # a bug in msdbg must not end the training
+                print("msdbg: internal error while evaluating a step (training goes on):\n"
+                      + traceback.format_exc(), file=sys.stderr)
+                return
+            on_steps(results)
+            retention.prune(session.dump, session.done, options.keep_steps)
+
+        if before_training is not None:
+            before_training()
+        uninstall = barrier.install(at_barrier)
+        try:
+            script_code = run_script(options.script, options.script_args)
+        finally:
+            uninstall()
+        on_steps(session.evaluate_new_steps())
+        if after_training is not None:
+            after_training(script_code)
+        return script_code
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)
+        if owned:
+            shutil.rmtree(dump_root, ignore_errors=True)

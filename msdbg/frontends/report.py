@@ -1,0 +1,54 @@
+"""Plain-text rendering of hits and of a run's summary."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from msdbg.engine.hits import Hit
+
+_SHOWN_STATS = ("nan", "pos_inf", "neg_inf", "min", "max", "mean", "abs_mean", "size")
+
+
+def format_stats(stats: dict) -> str:
+    return " ".join(f"{k}={_short(stats[k])}" for k in _SHOWN_STATS if k in stats)
+
+
+def _short(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def format_hit(hit: Hit) -> str:
+    """One line: watchpoint, condition, step, op type, node, tensor, category and parameter."""
+    entry = hit.entry
+    param = f" param={entry.param}" if entry.param else ""
+    origin = "  <- origin" if hit.first_offending else ""
+    return (f"wp {hit.watchpoint} {hit.condition} step {entry.step.iteration} rank {entry.step.rank} "
+            f"graph {entry.step.graph}: {entry.op_type} {entry.node} {entry.io} {entry.slot} "
+            f"[{entry.category}{param}]{origin}")
+
+
+def format_origin(hit: Hit) -> list[str]:
+    """The origin of a hit group, with its source line, statistics and reasons."""
+    entry = hit.entry
+    lines = [f"  origin: {entry.op_type} {entry.node} ({entry.io} {entry.slot}, {entry.category}"
+             + (f", param {entry.param}" if entry.param else "") + ")"]
+    lines.append(f"    source: {hit.source}" if hit.source else "    source: unknown (no source trace in the graph)")
+    lines.extend(f"    {reason}" for reason in hit.reasons)
+    lines.append(f"    stats: {format_stats(hit.stats)}")
+    return lines
+
+
+def summary(hits: list[Hit]) -> list[str]:
+    """Hits grouped by (rank, graph, step) and watchpoint, each group with its origin."""
+    groups: dict[tuple, list[Hit]] = defaultdict(list)
+    for hit in hits:
+        key = hit.entry.step
+        groups[(key.rank, key.graph, key.iteration, hit.watchpoint)].append(hit)
+    lines = []
+    for (rank, graph, step, number), group in sorted(groups.items()):
+        condition = group[0].condition
+        lines.append(f"step {step} (rank {rank}, graph {graph}): watchpoint {number} {condition}: "
+                     f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
+        origin = next((h for h in group if h.first_offending), group[0])
+        lines.extend(format_origin(origin))
+    return lines

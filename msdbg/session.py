@@ -1,0 +1,78 @@
+"""Session: the debugger state every front end drives through the command layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from msdbg.control import RunControl
+from msdbg.engine.evaluate import StepResult, evaluate_step
+from msdbg.engine.hits import Hit
+from msdbg.engine.history import History
+from msdbg.engine.watchpoints import WatchpointList
+from msdbg.errors import UsageError
+from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
+
+
+@dataclass
+class Session:
+    """Watchpoints, hits and the dump being debugged (live capture or an existing dump directory)."""
+
+    dump: DumpDir | None = None
+    watchpoints: WatchpointList = field(default_factory=WatchpointList)
+    hits: list[Hit] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    done: set[StepKey] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    history: History = field(default_factory=History)
+    tensors_checked: int = 0
+    current: StepKey | None = None
+    control: RunControl | None = None
+    color: bool = False
+
+    def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
+        """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
+        if self.dump is None:
+            return []
+        results = []
+        for key in self.dump.steps():
+            if key in self.done:
+                continue
+            graph = self.dump.graph(key.rank, key.graph)
+            self._note_graph_problem(key)
+            result = evaluate_step(self.dump.tensors(key), self.watchpoints.active(), graph, self.history)
+            self.done.add(key)
+            self.hits.extend(result.hits)
+            self.errors.extend(result.errors)
+            self.notes.extend(n for n in result.notes if n not in self.notes)
+            self.tensors_checked += result.tensors_checked
+            results.append((key, result))
+            self.current = key
+        return results
+
+    def is_training_step(self, key: StepKey) -> bool:
+        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
+        graph = self.dump.graph(key.rank, key.graph) if self.dump else None
+        return graph is None or bool(graph.optimizer_ops)
+
+    def current_entries(self) -> list[TensorEntry]:
+        """The tensors of the step being looked at; UsageError when there is none yet."""
+        if self.dump is None or self.current is None:
+            raise UsageError("no step has run yet: 'step' runs one, 'continue' runs until a watchpoint hits")
+        if self.current not in set(self.dump.steps()):
+            raise UsageError(f"step {self.current.iteration} of graph {self.current.graph} is no longer on disk "
+                             "(--keep-steps)")
+        return self.dump.tensors(self.current)
+
+    def retained_steps(self, key: StepKey) -> list[StepKey]:
+        """Steps of the same rank, net and graph still on disk, oldest first."""
+        if self.dump is None:
+            return []
+        return [k for k in self.dump.steps() if (k.rank, k.net, k.graph) == (key.rank, key.net, key.graph)]
+
+    def _note_graph_problem(self, key: StepKey) -> None:
+        problem = self.dump.graph_errors.get((key.rank, key.graph)) if self.dump else None
+        if problem:
+            message = f"{problem}; nodes are named from file names and trace-back follows execution time"
+            if message not in self.warnings:
+                self.warnings.append(message)
