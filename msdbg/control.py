@@ -18,6 +18,7 @@ class RunControl:
     steps_left: int | None = None  # training steps to run before pausing; None: until a hit
     pause_requested: bool = False
     exit_code: int | None = None
+    repeatable: str = ""  # the last step/continue line, repeated by an empty line as in pdb
 
     def request(self, action: str, steps: int | None = None) -> None:
         """Leave the prompt: ``continue`` (until a hit, or ``steps`` more), ``step`` or ``quit``."""

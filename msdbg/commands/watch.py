@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from msdbg.commands.registry import command
+from msdbg.engine.recommended import RECOMMENDED
 from msdbg.errors import UsageError
 from msdbg.frontends.report import format_hit
 from msdbg.session import Session
 
 
-@command("watch", "watch CONDITION [PARAM=VALUE ...] [on PATTERN]",
-         "Create a watchpoint; PATTERN is a glob over node, parameter and scope names (re:REGEX for a regex).")
+@command("watch", "watch CONDITION [PARAM=VALUE ...] [on PATTERN] | watch recommended",
+         "Create a watchpoint; PATTERN is a glob over node, parameter and scope names (re:REGEX for a regex). "
+         "'watch recommended' creates a default set.")
 def watch(session: Session, args: list[str]) -> str:
     if not args:
         raise UsageError("watch needs a condition, e.g. 'watch tensor_overflow'")
+    if args == ["recommended"]:
+        created = [session.watchpoints.add(name, dict(params), target) for name, params, target in RECOMMENDED]
+        return "\n".join(f"Watchpoint {w.describe()}" for w in created)
     condition, rest = args[0], args[1:]
     target = None
     if "on" in rest:

@@ -1,0 +1,318 @@
+"""Inspection commands: list, print, stats, hist, history, diff, node, inputs, outputs, trace, eval, save."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from msdbg.commands.registry import command
+from msdbg.commands.tensor_names import resolve, split_slice
+from msdbg.engine.evaluate import evaluated
+from msdbg.engine.stats import STAT_NAMES, compute_stats
+from msdbg.engine.trace import origin_chain
+from msdbg.engine.watchpoints import TargetPattern
+from msdbg.errors import MsdbgError, UsageError
+from msdbg.frontends.report import format_stats
+from msdbg.repl import render
+from msdbg.session import Session
+from msdbg.store.dumpdir import TensorEntry
+from msdbg.store.graph import Graph, Node
+
+_CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
+                   "--optimizer": "optimizer_state", "--inputs": "input"}
+_FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite"}
+_HISTORY_STATS = ["min", "max", "mean", "abs_mean", "l2norm", "nonfinite_count"]
+
+
+def _tensor(session: Session, text: str) -> tuple[TensorEntry, np.ndarray]:
+    """Resolve ``NAME[slice]`` at the current step and return the entry and the (sliced) array."""
+    name, index = split_slice(text)
+    entry = resolve(name, session.current_entries())
+    array = entry.load()
+    if index is not None:
+        try:
+            array = array[render.parse_slice(index)]
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except IndexError as exc:
+            raise UsageError(f"{text}: {exc} (shape {entry.load().shape})") from None
+    return entry, np.asarray(array) if np.ndim(array) == 0 else array
+
+
+def _one(args: list[str], usage: str) -> str:
+    """The single TENSOR/NODE argument (a slice with spaces, ``w[0, :3]``, arrives split in words)."""
+    text, rest = split_tensor_arg(args)
+    if not text or rest:
+        raise UsageError(f"usage: {usage}")
+    return text
+
+
+def split_tensor_arg(args: list[str]) -> tuple[str, list[str]]:
+    """Join the words of a leading ``NAME[slice]`` argument; return it and the remaining words."""
+    depth, taken = 0, 0
+    for word in args:
+        depth += word.count("[") - word.count("]")
+        taken += 1
+        if depth <= 0:
+            break
+    return " ".join(args[:taken]), args[taken:]
+
+
+@command("list", "list [PATTERN] [--weights|--gradients|--activations|--optimizer|--inputs]",
+         "List the current step's tensors grouped by scope; PATTERN is a glob (re:REGEX for a regex).",
+         aliases=("ls",))
+def list_(session: Session, args: list[str]) -> str:
+    categories = {_CATEGORY_FLAGS[a] for a in args if a in _CATEGORY_FLAGS}
+    unknown = [a for a in args if a.startswith("--") and a not in _CATEGORY_FLAGS]
+    if unknown:
+        raise UsageError(f"list: unknown option {unknown[0]}; accepted: {', '.join(_CATEGORY_FLAGS)}")
+    patterns = [a for a in args if not a.startswith("--")]
+    if len(patterns) > 1:
+        raise UsageError("list takes at most one PATTERN")
+    pattern = TargetPattern.parse(patterns[0]) if patterns else None
+    groups: dict[str, list[TensorEntry]] = defaultdict(list)
+    for entry in session.current_entries():
+        if not evaluated(entry) or (categories and entry.category not in categories):
+            continue
+        if pattern is not None and not pattern.matches(entry):
+            continue
+        scope = entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"
+        groups[scope].append(entry)
+    if not groups:
+        return "No tensors match."
+    lines = []
+    for scope in sorted(groups):
+        lines.append(scope)
+        for entry in groups[scope]:
+            shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else ""
+            param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
+            name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
+            slot = f":{entry.slot}" if entry.slot else ""
+            lines.append(f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]")
+    return "\n".join(lines)
+
+
+@command("print", "print TENSOR[numpy-slice] [-a]",
+         "Print a tensor (summarised when big; -a prints every element). Names: see 'help names'.",
+         aliases=("p",))
+def print_(session: Session, args: list[str]) -> str:
+    full = "-a" in args
+    entry, array = _tensor(session, _one([a for a in args if a != "-a"], "print TENSOR[slice] [-a]"))
+    header = f"{entry.param or entry.node} ({entry.category}, {entry.op_type} {entry.io} {entry.slot}, step " \
+             f"{entry.step.iteration})"
+    return header + "\n" + render.format_array(array, full=full, color=session.color)
+
+
+@command("stats", "stats TENSOR[numpy-slice]", "Show a tensor's statistics.")
+def stats(session: Session, args: list[str]) -> str:
+    entry, array = _tensor(session, _one(args, "stats TENSOR"))
+    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.file.dtype.lower())
+    return render.stats_table(result.as_dict(), color=session.color)
+
+
+@command("hist", "hist TENSOR[numpy-slice] [BINS]", "ASCII histogram of a tensor's finite values.")
+def hist(session: Session, args: list[str]) -> str:
+    text, rest = split_tensor_arg(args)
+    if not text or len(rest) > 1 or (rest and not rest[0].isdigit()):
+        raise UsageError("usage: hist TENSOR[slice] [BINS]")
+    _, array = _tensor(session, text)
+    return render.histogram(array, bins=int(rest[0]) if rest else 20, color=session.color)
+
+
+@command("history", "history TENSOR", "Sparklines of a tensor's statistics over the steps still on disk.")
+def history(session: Session, args: list[str]) -> str:
+    entry, _ = _tensor(session, _one(args, "history TENSOR"))
+    rows = []
+    for key in session.retained_steps(entry.step):
+        match = next((e for e in session.dump.tensors(key) if e.label == entry.label), None)
+        if match is None:
+            continue
+        try:
+            values = compute_stats(match.load(), _FULL_STATS, dtype_hint=match.file.dtype.lower()).as_dict()
+        except MsdbgError as exc:
+            raise UsageError(str(exc)) from None
+        rows.append((key.iteration, {name: _number(values.get(name)) for name in _HISTORY_STATS}))
+    return render.history_table(rows, _HISTORY_STATS)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, str):
+        return float(value)
+    return None if value is None else float(value)
+
+
+@command("diff", "diff TENSOR STEP_A STEP_B", "Compare a tensor at two steps still on disk.")
+def diff(session: Session, args: list[str]) -> str:
+    text, steps = split_tensor_arg(args)
+    if len(steps) != 2 or not all(s.isdigit() for s in steps):
+        raise UsageError("usage: diff TENSOR STEP_A STEP_B")
+    entry, _ = _tensor(session, text)
+    arrays = []
+    for step in map(int, steps):
+        key = next((k for k in session.retained_steps(entry.step) if k.iteration == step), None)
+        if key is None:
+            kept = ", ".join(str(k.iteration) for k in session.retained_steps(entry.step))
+            raise UsageError(f"step {step} is not on disk; retained steps: {kept or 'none'}")
+        match = next((e for e in session.dump.tensors(key) if e.label == entry.label), None)
+        if match is None:
+            raise UsageError(f"{text} was not dumped at step {step}")
+        arrays.append(match.load())
+    return render.diff_summary(arrays[0], arrays[1], label_a=f"step {steps[0]}", label_b=f"step {steps[1]}",
+                               color=session.color)
+
+
+def _graph(session: Session) -> Graph:
+    session.current_entries()
+    graph = session.dump.graph(session.current.rank, session.current.graph)
+    if graph is None:
+        problem = session.dump.graph_errors.get((session.current.rank, session.current.graph), "no graph file")
+        raise UsageError(f"graph walking needs the graph: {problem}")
+    return graph
+
+
+def _node(session: Session, text: str) -> Node:
+    graph = _graph(session)
+    name = split_slice(text)[0]
+    if name in graph.nodes and graph.nodes[name].is_parameter:
+        return graph.nodes[name]
+    if name in graph.by_full_name:
+        return graph.by_full_name[name]
+    suffix = [n for n in graph.nodes.values() if n.full_name.endswith("/" + name)]
+    if len(suffix) == 1:
+        return suffix[0]
+    return resolve(name, session.current_entries()).graph_node or _unknown_node(name)
+
+
+def _unknown_node(name: str) -> Node:
+    raise UsageError(f"{name!r} is not a node of the graph")
+
+
+def _describe(graph: Graph, node: Node) -> str:
+    source = node.user_source()
+    where = f"  {source}" if source else ""
+    return f"{node.op_type} {node.full_name}{where}"
+
+
+@command("node", "node NODE", "Show a node: op type, scope, inputs, consumers and its source trace.",
+         aliases=("ni",))
+def node(session: Session, args: list[str]) -> str:
+    graph = _graph(session)
+    target = _node(session, _one(args, "node NODE"))
+    lines = [f"{target.op_type} {target.full_name}"]
+    if target.scope:
+        lines.append(f"  scope: {target.scope}")
+    if target.shape:
+        lines.append(f"  shape: {target.shape}")
+    for slot, name in enumerate(target.inputs):
+        source = graph.nodes.get(name)
+        lines.append(f"  input {slot}: {source.op_type + ' ' + source.full_name if source else name}")
+    for consumer in graph.consumers(target.name):
+        lines.append(f"  consumer: {consumer.op_type} {consumer.full_name}")
+    if target.source:
+        lines.append("  source:")
+        lines.extend(f"    {entry}" for entry in target.source)
+    return "\n".join(lines)
+
+
+def _walk(session: Session, args: list[str], verb: str, upstream: bool) -> str:
+    depth = 1
+    if "-r" in args:
+        at = args.index("-r")
+        if at + 1 >= len(args) or not args[at + 1].isdigit():
+            raise UsageError(f"usage: {verb} NODE [-r DEPTH]")
+        depth, args = int(args[at + 1]), args[:at] + args[at + 2:]
+    graph = _graph(session)
+    start = _node(session, _one(args, f"{verb} NODE [-r DEPTH]"))
+    lines = [_describe(graph, start)]
+
+    def visit(current: Node, level: int) -> None:
+        if level > depth:
+            return
+        neighbours = [graph.nodes[n] for n in current.inputs if n in graph.nodes] if upstream else \
+            graph.consumers(current.name)
+        for neighbour in neighbours:
+            lines.append("  " * level + ("<- " if upstream else "-> ") + _describe(graph, neighbour))
+            visit(neighbour, level + 1)
+
+    visit(start, 1)
+    return "\n".join(lines)
+
+
+@command("inputs", "inputs NODE [-r DEPTH]", "The nodes feeding NODE, DEPTH levels up (default 1).",
+         aliases=("li",))
+def inputs(session: Session, args: list[str]) -> str:
+    return _walk(session, args, "inputs", upstream=True)
+
+
+@command("outputs", "outputs NODE [-r DEPTH]", "The nodes consuming NODE, DEPTH levels down (default 1).",
+         aliases=("lo",))
+def outputs(session: Session, args: list[str]) -> str:
+    return _walk(session, args, "outputs", upstream=False)
+
+
+@command("trace", "trace [HIT]", "The chain from a hit (number from 'info hits'; default: the last hit of the "
+         "current step) back to its origin, with op types, statistics and source lines.")
+def trace(session: Session, args: list[str]) -> str:
+    if not session.hits:
+        raise UsageError("no hits to trace")
+    if args:
+        if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= len(session.hits):
+            raise UsageError(f"usage: trace [HIT] with HIT between 1 and {len(session.hits)} (see 'info hits')")
+        hit = session.hits[int(args[0]) - 1]
+    else:
+        here = [h for h in session.hits if h.entry.step == session.current] or session.hits
+        hit = max((h for h in here if h.entry.step == here[-1].entry.step), key=lambda h: h.entry.order)
+    same_step = [h for h in session.hits if h.entry.step == hit.entry.step]
+    graph = session.dump.graph(hit.entry.step.rank, hit.entry.step.graph) if session.dump else None
+    chain = origin_chain(hit, same_step, graph)
+    lines = [f"trace of {hit.condition} (watchpoint {hit.watchpoint}) at step {hit.step}, from the hit back to its "
+             "origin:"]
+    for depth, link in enumerate(chain):
+        entry = link.entry
+        mark = "origin " if link.first_offending or depth == len(chain) - 1 else ""
+        lines.append(f"  {'#' + str(depth):>4} {mark}{entry.op_type} {entry.node} ({entry.category}"
+                     + (f", {entry.param}" if entry.param else "") + ")")
+        lines.append(f"        {format_stats(link.stats)}")
+        if link.source:
+            lines.append(f"        at {link.source}")
+    return "\n".join(lines)
+
+
+_BACKTICK = re.compile(r"`([^`]+)`")
+
+
+@command("eval", "eval EXPR", "Evaluate a NumPy expression; tensors in backticks: eval np.abs(`fc1.weight`).max()")
+def eval_(session: Session, args: list[str]) -> str:
+    if not args:
+        raise UsageError("usage: eval EXPR")
+    expression = " ".join(args)
+    namespace: dict[str, object] = {"np": np, "numpy": np}
+
+    def bind(match: re.Match[str]) -> str:
+        name = f"_t{len(namespace)}"
+        namespace[name] = np.asarray(_tensor(session, match[1])[1])
+        return name
+
+    code = _BACKTICK.sub(bind, expression)
+    try:
+        value = eval(code, {"__builtins__": {}}, namespace)  # noqa: S307  namespace holds only NumPy and tensors
+    except Exception as exc:
+        raise UsageError(f"eval {expression}: {type(exc).__name__}: {exc}") from None
+    if isinstance(value, np.ndarray):
+        return render.format_array(value, color=session.color)
+    return repr(value)
+
+
+@command("save", "save TENSOR[numpy-slice] FILE.npy", "Save a tensor (or a slice of it) with numpy.save.")
+def save(session: Session, args: list[str]) -> str:
+    text, rest = split_tensor_arg(args)
+    if len(rest) != 1 or not rest[0].endswith(".npy"):
+        raise UsageError("usage: save TENSOR[slice] FILE.npy")
+    _, array = _tensor(session, text)
+    try:
+        np.save(rest[0], np.asarray(array))
+    except OSError as exc:
+        raise UsageError(f"save {rest[0]}: {exc.strerror}") from None
+    return f"Saved {text} {np.shape(array)} to {rest[0]}"

@@ -1,0 +1,48 @@
+"""Stepping commands: continue, step, quit (they leave the prompt; the training resumes)."""
+
+from __future__ import annotations
+
+from msdbg.commands.registry import command
+from msdbg.control import RunControl
+from msdbg.errors import UsageError
+from msdbg.session import Session
+
+
+def _control(session: Session, verb: str) -> RunControl:
+    control = session.control
+    if control is None:
+        raise UsageError(f"'{verb}' needs a live training (msdbg run); this session reads a finished dump")
+    if control.state == "ended":
+        raise UsageError("training has ended; inspect its last steps, or 'quit'")
+    return control
+
+
+def _count(args: list[str], verb: str, default: int | None) -> int | None:
+    if not args:
+        return default
+    if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
+        raise UsageError(f"usage: {verb} [N] with N a positive whole number")
+    return int(args[0])
+
+
+@command("continue", "continue [N]", "Run until a watchpoint hits, the training ends, or N more steps ran.",
+         aliases=("c", "cont"))
+def continue_(session: Session, args: list[str]) -> str:
+    _control(session, "continue").request("continue", _count(args, "continue", None))
+    return ""
+
+
+@command("step", "step [N]", "Run N training steps (default 1), then pause (earlier if a watchpoint hits).",
+         aliases=("s", "next", "n"))
+def step(session: Session, args: list[str]) -> str:
+    _control(session, "step").request("step", _count(args, "step", 1))
+    return ""
+
+
+@command("quit", "quit", "Leave msdbg; a training still running is stopped at this step boundary.",
+         aliases=("q", "exit"))
+def quit_(session: Session, args: list[str]) -> str:
+    if session.control is None:
+        raise UsageError("'quit' only means something at the prompt")
+    session.control.request("quit")
+    return ""

@@ -1,0 +1,143 @@
+"""Interactive run: ``msdbg run SCRIPT`` pauses before the first step and at hits, and opens the prompt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable, Protocol
+
+from msdbg.commands import execute, lookup, split_line
+from msdbg.control import RunControl, StopTraining
+from msdbg.errors import MsdbgError
+from msdbg.frontends.batch import apply_commands
+from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.report import summary
+from msdbg.session import Session
+
+_REPEATABLE = {"step", "continue"}
+
+
+class Reader(Protocol):
+    def read(self) -> str | None: ...
+
+
+def use_color() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def interact(session: Session, reader: Reader) -> None:
+    """Read and run commands until one resumes the training (continue, step, quit) or input ends."""
+    control = session.control
+    control.resume = None
+    while control.resume is None:
+        line = reader.read()
+        if line is None:
+            control.request("quit")
+            break
+        if not line.strip():
+            if not control.repeatable:
+                continue
+            line = control.repeatable
+        try:
+            words = split_line(line)
+            if words and lookup(words[0]).name in _REPEATABLE:
+                control.repeatable = line
+            output = execute(session, line)
+        except MsdbgError as exc:
+            output = f"*** {exc}"
+        if output:
+            print(output, flush=True)
+
+
+def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader] | None = None) -> int:
+    """Run the script under the debugger with a prompt; return the script's exit code.
+
+    ``make_reader`` builds the command source for the session (default: a prompt on a terminal, else stdin lines).
+    """
+    if make_reader is None:
+        from msdbg.repl.app import make_reader
+
+    control = RunControl()
+    session = Session(control=control, color=use_color())
+    apply_commands(session, options.commands)
+    reader = make_reader(session)
+
+    def before_training() -> None:
+        print(f"msdbg: {options.script} is loaded; training has not started. Set watchpoints, then 'continue' "
+              "or 'step'. 'help' lists commands.", flush=True)
+        interact(session, reader)
+        if control.resume == "quit":
+            raise StopTraining
+        control.state = "running"
+
+    interrupts = InterruptToPause(control)
+
+    def on_steps(results: list) -> None:
+        interrupts.deliver_pending()
+        interrupted = control.pause_requested
+        hits = [hit for _, result in results for hit in result.hits]
+        control.steps_done(sum(1 for key, _ in results if session.is_training_step(key)))
+        for _, result in results:
+            for error in result.errors:
+                print(f"msdbg: error: {error}", file=sys.stderr)
+        if control.state == "ended" or not results or not control.should_pause(bool(hits)):
+            return
+        if hits:
+            session.current = hits[0].entry.step
+            print("msdbg: watchpoint hit\n" + "\n".join(summary(hits)), flush=True)
+        else:
+            reason = " (Ctrl-C)" if interrupted else ""
+            print(f"msdbg: paused after step {session.current.iteration} (graph {session.current.graph}){reason}",
+                  flush=True)
+        control.pause_requested = False
+        control.state = "paused"
+        interact(session, reader)
+        if control.resume == "quit":
+            raise StopTraining
+        control.state = "running"
+
+    def after_training(code: int) -> None:
+        control.exit_code = code
+        control.state = "ended"
+        if control.resume != "quit":
+            print(f"msdbg: training finished (exit code {code}), {len(session.hits)} hits; inspect, or 'quit'",
+                  flush=True)
+            interact(session, reader)
+
+    with interrupts:
+        try:
+            return run_under_capture(options, session, on_steps, before_training, after_training)
+        except StopTraining:
+            return control.exit_code or 0
+
+
+class InterruptToPause:
+    """Ctrl-C pauses the training at the next step boundary instead of killing it.
+
+    MindSpore replaces the SIGINT handler on every graph run and its handler ends the process. So SIGINT is
+    blocked before MindSpore is imported (every thread it starts inherits the mask), stays pending while
+    training runs, and is delivered to msdbg's handler at each step boundary. Ctrl-\\ (SIGQUIT) still kills.
+    """
+
+    def __init__(self, control: RunControl):
+        self.control = control
+
+    def _handler(self, signum, frame) -> None:
+        self.control.pause_requested = True
+
+    def __enter__(self) -> "InterruptToPause":
+        self.previous = signal.signal(signal.SIGINT, self._handler)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def deliver_pending(self) -> None:
+        """Take a Ctrl-C that arrived during the step (called at each step boundary)."""
+        signal.signal(signal.SIGINT, self._handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *exc_info) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -1,0 +1,35 @@
+"""A healthy custom @ms.jit loop of argv[1] steps (default 40), each followed by a short sleep."""
+
+import sys
+import time
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+ms.set_context(mode=ms.GRAPH_MODE)
+net = nn.Dense(4, 1)
+optimizer = nn.SGD(net.trainable_params(), learning_rate=0.01)
+
+
+def forward(x, y):
+    return ops.mse_loss(net(x), y)
+
+
+grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
+
+
+@ms.jit
+def train_step(x, y):
+    loss, grads = grad_fn(x, y)
+    optimizer(grads)
+    return loss
+
+
+rng = np.random.default_rng(3)
+for step in range(int(sys.argv[1]) if len(sys.argv) > 1 else 40):
+    x = rng.normal(size=(8, 4)).astype(np.float32)
+    loss = train_step(ms.Tensor(x), ms.Tensor(x[:, :1]))
+    print(f"step {step} loss {float(loss.asnumpy()):.4f}", flush=True)
+    time.sleep(0.1)
+print("loop finished")
