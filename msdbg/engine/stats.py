@@ -8,6 +8,8 @@ whatever the tensor's size. Conventions:
   FINITE elements only, so ``zero + neg + pos + nan + pos_inf + neg_inf == size``.
 * ``-0.0`` counts as zero; ``neg`` and ``pos`` count finite values below and above 0 (-Inf is in ``neg_inf``).
 * Sums are accumulated in float64: squares of large float16/bfloat16/float32 values do not overflow.
+* float16 and bfloat16 chunks are widened to float32 (bit-exact) before reducing; float32 and float64 are read
+  as they are.
 * Integer and bool tensors are read as float64 (bool as 0/1, int64 beyond 2**53 rounds); they hold no NaN/Inf,
   so those counts are 0.
 * bfloat16: NumPy has no such dtype, and a dump may hold its raw bits as uint16/int16 or 2-byte void. With
@@ -34,9 +36,10 @@ _COUNTS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "finite_count", "r
 _SUMS = frozenset({"sum", "abs_sum", "sq_sum"})
 _VALUE_STATS = frozenset({"zero", "neg", "pos", "min", "max", "finite_count", "range_count"}) | _SUMS
 
-# 64K elements: 256 KB of float32 plus a 512 KB float64 copy stay in this machine's 1 MB L2 cache; 32K paid
-# more in per-call overhead and 128K-256K gained nothing (benchmarks/stats_throughput.py, --chunk).
-CHUNK_ELEMENTS = 65536
+# 256K elements (1 MB of float32): the overflow check ran at 0.6x of np.add.reduce with 32K chunks, 0.8x with
+# 64K, 0.9x with 128K and 1.0x with 256K (fewer calls per byte); full statistics were flat from 64K to 256K
+# (benchmarks/stats_throughput.py --chunk, 2-core AMD EPYC, 1 MB L2 per core).
+CHUNK_ELEMENTS = 262144
 # OpenBLAS splits a dot product of more than 10000 elements across threads. The second core then holds our
 # reused buffers in its cache, and the next writes into them ran 3-10x slower (measured), so _dot feeds BLAS
 # rows of _ROW elements: one call, one thread, no cache ping-pong.
@@ -134,55 +137,93 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
     if chunk < 1:
         raise ValueError(f"chunk_elements must be at least 1, got {chunk_elements}")
 
-    sources = [_Source(array, dtype_hint)]
+    sources = [_Source(array, dtype_hint, "current")]
     if "change" in needs:
-        sources.append(_Source(np.asarray(previous), dtype_hint))
-    reducer = _Reducer(needs, sources[0].is_float, value_range, rtol, atol, chunk)
-    iterator = np.nditer([s.storage for s in sources], flags=["external_loop", "buffered", "zerosize_ok"],
-                         op_flags=[["readonly"]] * len(sources), op_dtypes=[s.chunk_dtype for s in sources],
-                         casting="same_kind", buffersize=chunk, order="K")
+        sources.append(_Source(np.asarray(previous), dtype_hint, "previous"))
+    reducer = _Reducer(needs, sources, value_range, rtol, atol, chunk)
+    # nditer hands out chunks of at most `chunk` elements in memory order: views where the storage allows, else
+    # copies into its own buffers (non-contiguous or byte-swapped arrays), never the whole array.
+    iterator = np.nditer([source.storage for source in sources], flags=["external_loop", "buffered", "zerosize_ok"],
+                         op_flags=[["readonly"]] * len(sources), buffersize=chunk, order="K",
+                         op_dtypes=[source.storage.dtype.newbyteorder("=") for source in sources])
     with np.errstate(all="ignore"):
         for chunks in iterator:
             if len(sources) == 1:
-                reducer.add(sources[0].decode(chunks, reducer))
+                reducer.add(chunks)
             else:
-                current = sources[0].decode(chunks[0], reducer, "bits")
-                reducer.add(current)
-                reducer.add_change(current, sources[1].decode(chunks[1], reducer, "prev_bits"))
+                reducer.add(*chunks)
     return reducer.result(array.size, sources[0].dtype_name, array.shape)
 
 
+_FLOATS = ("float16", "float32", "float64")
+# Exponent bits of the 2-byte float formats: all ones means Inf or NaN.
+_EXPONENT16 = {"float16": 0x7C00, "bfloat16": 0x7F80}
+_TWO_POW_112 = np.float32(2.0**112)
+
+
 class _Source:
-    """How to read one operand: what nditer iterates, in which dtype, and how a chunk becomes float values."""
+    """One operand: the raw storage nditer walks, and how a chunk of it becomes float32/float64 values."""
 
-    def __init__(self, array: np.ndarray, dtype_hint: str | None):
-        dtype = array.dtype
-        self.bfloat16_bits = (dtype_hint or "").lower() == "bfloat16" and dtype.itemsize == 2 and dtype.kind in "iuV"
-        if self.bfloat16_bits:
-            self.storage, self.chunk_dtype, self.dtype_name = array.view(np.uint16), np.dtype(np.uint16), "bfloat16"
-        elif dtype.kind in "fbiu":
-            # float16 is widened to float32 by nditer's buffers; integers and bool are read as float64
-            wide = np.float32 if dtype.kind == "f" and dtype.itemsize <= 4 else np.float64
-            self.storage, self.chunk_dtype, self.dtype_name = array, np.dtype(wide), dtype.name
-        else:
-            raise ValueError(f"cannot compute statistics of dtype {dtype}: only float, integer and bool tensors "
-                             "(and bfloat16 raw bits with dtype_hint='bfloat16') are supported")
-        self.is_float = self.bfloat16_bits or dtype.kind == "f"
+    def __init__(self, array: np.ndarray, dtype_hint: str | None, name: str):
+        dtype, self.name = array.dtype, name
+        self.storage, self.dtype_name, self.format = array, dtype.name, dtype.name
+        if (dtype_hint or "").lower() == "bfloat16" and dtype.itemsize == 2 and dtype.kind in "iuV":
+            self.storage, self.dtype_name, self.format = array.view(np.uint16), "bfloat16", "bfloat16"
+        elif dtype.kind in "biu":
+            self.format = None
+        elif dtype.name not in _FLOATS:
+            raise ValueError(f"cannot compute statistics of dtype {dtype}: float16/32/64, integer and bool tensors "
+                             "are supported, and bfloat16 stored as 2-byte raw bits with dtype_hint='bfloat16'")
+        self.is_float = self.format is not None
+        self.native = self.format in ("float32", "float64")  # chunks are float values as they are
 
-    def decode(self, chunk: np.ndarray, reducer: _Reducer, buffer: str = "bits") -> np.ndarray:
-        if not self.bfloat16_bits:
+    def has_nonfinite(self, chunk: np.ndarray) -> bool:
+        """Whether a chunk of 2-byte floats holds Inf or NaN (all exponent bits set), read off the raw bits with no
+        conversion: the largest element with the sign bit clear shows as int16, the largest with it set as uint16."""
+        exponent = _EXPONENT16[self.format]
+        return bool(np.maximum.reduce(chunk.view(np.int16)) >= exponent
+                    or np.maximum.reduce(chunk.view(np.uint16)) >= 0x8000 | exponent)
+
+    def decode(self, chunk: np.ndarray, reducer: _Reducer) -> np.ndarray:
+        """The chunk as float values: float32 for 2-byte floats, float64 for integers and bool."""
+        if self.native:
             return chunk
-        # bfloat16 is the upper half of a float32
-        bits = reducer.buffer(buffer, len(chunk), np.uint32)
-        return np.left_shift(chunk, 16, out=bits, dtype=np.uint32).view(np.float32)
+        if not self.is_float:
+            values = reducer.buffer(self.name, len(chunk), np.float64)
+            values[...] = chunk
+            return values
+        bits = reducer.buffer(self.name, len(chunk), np.uint32)
+        if self.format == "bfloat16":  # the upper half of a float32
+            return np.left_shift(chunk, 16, out=bits, dtype=np.uint32).view(np.float32)
+        if self.has_nonfinite(chunk):  # NumPy's exact conversion, a slow scalar loop: only for chunks with NaN/Inf
+            values = bits.view(np.float32)
+            values[...] = chunk
+            return values
+        return _half_to_float32(chunk.view(np.uint16), bits, reducer.buffer(self.name + " sign", len(chunk), np.uint32))
+
+
+def _half_to_float32(half: np.ndarray, out: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Finite float16 bits as float32, about 3x faster than NumPy's float16 cast.
+
+    Exponent and mantissa shifted into float32 position read as exactly 2**-112 times the value (subnormals
+    too); multiplying by 2**112 rescales it exactly, then the sign bit goes back on. NaN/Inf would come out
+    finite, so this is only for chunks without them.
+    """
+    np.copyto(out, half)
+    np.left_shift(np.bitwise_and(out, 0x8000, out=sign), 16, out=sign)
+    np.left_shift(np.bitwise_and(out, 0x7FFF, out=out), 13, out=out)
+    values = out.view(np.float32)
+    np.multiply(values, _TWO_POW_112, out=values)
+    np.bitwise_or(out, sign, out=out)
+    return values
 
 
 class _Reducer:
     """Running totals over the chunks."""
 
-    def __init__(self, needs: frozenset[str], is_float: bool, value_range: tuple[float, float] | None,
+    def __init__(self, needs: frozenset[str], sources: list[_Source], value_range: tuple[float, float] | None,
                  rtol: float, atol: float, chunk: int):
-        self.needs, self.is_float, self.chunk = needs, is_float, chunk
+        self.needs, self.sources, self.chunk = needs, sources, chunk
         self.fields = {name for need in needs for name in _FIELDS.get(need, (need,))}
         self.value_stats = needs & _VALUE_STATS
         self.minmax = bool(needs & {"min", "max"})
@@ -195,26 +236,33 @@ class _Reducer:
         self._buffers: dict[str, np.ndarray] = {}
 
     def buffer(self, name: str, length: int, dtype: type) -> np.ndarray:
-        """A reusable scratch array of ``length`` elements (allocated once per call, not per chunk)."""
+        """A scratch array of ``length`` elements, allocated once per compute_stats call, not per chunk."""
         buffer = self._buffers.get(name)
         if buffer is None or len(buffer) < length:
             buffer = self._buffers[name] = np.empty(max(length, self.chunk), dtype)
         return buffer[:length]
 
-    def add(self, values: np.ndarray) -> None:
-        """One chunk of float32/float64 values."""
-        low = high = None
-        if self.is_float:
-            # Probe the chunk for NaN/Inf with a reduction it needs anyway, or the cheapest exact one.
-            if self.minmax:
-                low, high = np.minimum.reduce(values), np.maximum.reduce(values)
-                finite = math.isfinite(low) and math.isfinite(high)  # NaN propagates; an Inf is the min or max
-            else:
-                # Any NaN/Inf makes a sum of squares NaN/Inf (squares are >= 0, so no Inf - Inf cancels out);
-                # a finite chunk can only fail through overflow, which _split_nonfinite then finds to be none.
-                finite = math.isfinite(_dot(values, values))
-            if not finite:
-                values, low, high = self._split_nonfinite(values), None, None
+    def add(self, current: np.ndarray, previous: np.ndarray | None = None) -> None:
+        """One chunk of raw storage (and the same chunk of the previous value, for 'change')."""
+        source, low, high, finite = self.sources[0], None, None, True
+        # Probe the chunk for NaN/Inf by the fastest exact test measured (benchmarks/stats_throughput.py).
+        if source.native and self.minmax:  # needed anyway: NaN propagates, and an Inf is the min or max
+            low, high = np.minimum.reduce(current), np.maximum.reduce(current)
+            finite = math.isfinite(low) and math.isfinite(high)
+        elif source.native:
+            # One BLAS pass, faster than min+max or the bit test: squares are >= 0, so any NaN/Inf makes the sum
+            # NaN/Inf. A finite chunk can only fail by overflow (|x| > 1e19 in float32); _split_nonfinite then
+            # counts no NaN/Inf in it, so the result stays exact.
+            finite = math.isfinite(_dot(current, current))
+        elif source.is_float:  # 2-byte floats: no conversion
+            finite = not source.has_nonfinite(current)
+        if finite and not self.value_stats and previous is None:
+            return  # the overflow check's fast path: nothing to convert, nothing to count
+        values = source.decode(current, self)
+        if previous is not None:
+            self._add_change(values, self.sources[1].decode(previous, self))
+        if not finite:
+            values, low, high = self._split_nonfinite(values), None, None
         if self.value_stats and len(values):
             self._add_finite(values, low, high)
 
@@ -222,8 +270,6 @@ class _Reducer:
         """Count NaN/+Inf/-Inf and return the finite values (the slow path, for chunks that hold any)."""
         finite = np.isfinite(values, out=self.buffer("finite", len(values), bool))
         nonfinite = len(values) - np.count_nonzero(finite)
-        if not nonfinite:
-            return values
         mask = self.buffer("mask", len(values), bool)
         nan = np.count_nonzero(np.isnan(values, out=mask))
         pos_inf = np.count_nonzero(np.equal(values, np.inf, out=mask))
@@ -266,8 +312,7 @@ class _Reducer:
                 out = self.buffer("abs", count, np.float64) if wide is values else wide
                 totals["abs_sum"] += float(np.add.reduce(np.abs(wide, out=out)))
 
-    def add_change(self, current: np.ndarray, previous: np.ndarray) -> None:
-        """One chunk of the tensor and the same chunk of its previous value."""
+    def _add_change(self, current: np.ndarray, previous: np.ndarray) -> None:
         count = len(current)
         cur, prev = self.buffer("cur", count, np.float64), self.buffer("prev", count, np.float64)
         cur[...], prev[...] = current, previous

@@ -383,7 +383,8 @@ def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:
             if current is not None:
                 match = _IR_SOURCE.search(stripped)
                 if match:
-                    current.append(SourceLine(match["path"], int(match["line"]), match["code"]))
+                    code = match["code"].split("/<~~", 1)[0]  # drop MindSpore's "line shared by nodes" remark
+                    current.append(SourceLine(match["path"], int(match["line"]), code))
     return sources, param_kinds
 
 

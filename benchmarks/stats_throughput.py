@@ -1,0 +1,92 @@
+"""Throughput of msdbg.engine.stats.compute_stats against plain NumPy on a large float32 array.
+
+    python benchmarks/stats_throughput.py [--mb 256] [--repeat 7] [--chunk 65536]
+
+Every figure is the best of --repeat runs, as GB/s of the array's bytes and as a ratio to one np.add.reduce
+over the whole array measured in the same run (the cheapest full pass NumPy offers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from msdbg.engine.stats import CHUNK_ELEMENTS, compute_stats  # noqa: E402
+
+FULL = ("min", "max", "sum", "abs_sum", "sq_sum", "zero", "neg", "pos", "nan", "pos_inf", "neg_inf", "finite_count")
+OVERFLOW_TARGET, FULL_TARGET = 0.5, 0.25
+
+
+def best_times(cases: list[tuple[str, Callable[[], object]]], repeat: int) -> dict[str, float]:
+    """Best wall time of each case; the cases take turns, so a noisy spell hits them all alike."""
+    times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    for _ in range(repeat):
+        for name, run in cases:
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(spent) for name, spent in times.items()}
+
+
+def naive_overflow(arr: np.ndarray) -> bool:
+    return bool(np.isnan(arr).any() or np.isinf(arr).any())
+
+
+def naive_full(arr: np.ndarray) -> tuple:
+    return (arr.min(), arr.max(), arr.sum(), np.abs(arr).sum(), (arr * arr).sum(), np.count_nonzero(arr == 0),
+            np.count_nonzero(arr < 0), np.count_nonzero(arr > 0), np.isnan(arr).sum(), np.isinf(arr).sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=256, help="array size in MB (default 256)")
+    parser.add_argument("--repeat", type=int, default=7, help="best of this many runs (default 7, at least 5)")
+    parser.add_argument("--chunk", type=int, default=CHUNK_ELEMENTS, help="compute_stats chunk_elements")
+    args = parser.parse_args()
+    repeat = max(args.repeat, 5)
+
+    arr = np.random.default_rng(0).standard_normal(args.mb * 2**20 // 4, dtype=np.float32)
+    gigabytes = arr.nbytes / 1e9
+    chunk = args.chunk
+    print(f"{arr.nbytes / 2**20:.0f} MB float32, chunk_elements={chunk}, best of {repeat}, numpy {np.__version__}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tensor.npy"
+        np.save(path, arr)
+        mapped = np.load(path, mmap_mode="r")
+        np.add.reduce(mapped)  # warm the page cache
+
+        cases = [  # (name, run, target ratio or None)
+            ("(a) np.add.reduce", lambda: np.add.reduce(arr), None),
+            ("(b) naive overflow", lambda: naive_overflow(arr), None),
+            ("(c) overflow-only", lambda: compute_stats(arr, {"nonfinite"}, chunk_elements=chunk), OVERFLOW_TARGET),
+            ("(d) naive full", lambda: naive_full(arr), None),
+            ("(e) full", lambda: compute_stats(arr, FULL, chunk_elements=chunk), FULL_TARGET),
+            ("(f) mmap overflow-only", lambda: compute_stats(mapped, {"nonfinite"}, chunk_elements=chunk),
+             OVERFLOW_TARGET),
+            ("(f) mmap full", lambda: compute_stats(mapped, FULL, chunk_elements=chunk), FULL_TARGET),
+        ]
+        best = best_times([(name, run) for name, run, _ in cases], repeat)
+        baseline = best["(a) np.add.reduce"]
+        for name, _, target in cases:
+            seconds = best[name]
+            ratio = baseline / seconds
+            verdict = "" if target is None else f"  (target >= {target:.2f}x: {'met' if ratio >= target else 'MISSED'})"
+            print(f"{name:<24} {gigabytes / seconds:6.1f} GB/s  {ratio:5.2f}x of np.add.reduce{verdict}")
+
+        stats = compute_stats(mapped, FULL, chunk_elements=chunk)
+        assert stats.nonfinite_count == 0 and stats.finite_count == arr.size
+        assert stats.min == float(arr.min()) and stats.max == float(arr.max())
+        assert np.isclose(stats.sum, np.add.reduce(arr, dtype=np.float64), rtol=1e-9, atol=1e-9 * stats.abs_sum)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""``watch recommended``: a default set of watchpoints that catches the accuracy guide's symptoms.
+
+Chosen to stay silent on healthy training: biases and BatchNorm betas start at zero by design, so the
+initialisation check only looks at parameters named ``*weight``; saturation checks are per activation type.
+"""
+
+from __future__ import annotations
+
+#: (condition, parameters, target pattern or None)
+RECOMMENDED: tuple[tuple[str, dict[str, str], str | None], ...] = (
+    ("tensor_overflow", {}, None),
+    ("weight_initialization", {"zero_percentage_ge": "100"}, "re:weight$"),
+    ("gradient_vanishing", {"abs_mean_lt": "1e-9"}, None),
+    ("gradient_too_large", {"abs_mean_gt": "1e3"}, None),
+    # Sigmoid/Tanh saturation: under 10% of outputs away from the flat ends.
+    ("activation_range", {"range_start_inclusive": "0.01", "range_end_inclusive": "0.99",
+                          "range_percentage_lt": "10"}, "Sigmoid"),
+    ("activation_range", {"range_start_inclusive": "-0.99", "range_end_inclusive": "0.99",
+                          "range_percentage_lt": "10"}, "Tanh"),
+    # Dead ReLU: (almost) every output is 0.
+    ("activation_range", {"range_start_inclusive": "0", "range_end_inclusive": "0",
+                          "range_percentage_gt": "99.99"}, "ReLU"),
+)

@@ -1,0 +1,348 @@
+"""compute_stats against a plain full-array NumPy reference, on crafted arrays and on hypothesis-drawn ones."""
+
+from __future__ import annotations
+
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+from msdbg.engine.stats import STAT_NAMES, TensorStats, compute_stats
+
+VALUE_NEEDS = STAT_NAMES - {"change"}
+COUNTS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "finite_count", "range_count")
+
+
+def bfloat16_bits(values) -> np.ndarray:
+    """float32 values (exactly representable in bfloat16) as raw bfloat16 bits."""
+    return (np.asarray(values, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def as_float64(array: np.ndarray, dtype_hint: str | None = None) -> np.ndarray:
+    if dtype_hint == "bfloat16":
+        return (array.view(np.uint16).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return np.asarray(array, dtype=np.float64)
+
+
+def reference(array, value_range=(-1.0, 1.0), previous=None, rtol=1e-5, atol=1e-8, dtype_hint=None) -> dict:
+    """The statistics by plain NumPy over the whole array at once, with masks."""
+    x = as_float64(array, dtype_hint).ravel()
+    finite = x[np.isfinite(x)]
+    low, high = value_range
+    ref = {
+        "nan": int(np.isnan(x).sum()), "pos_inf": int((x == np.inf).sum()), "neg_inf": int((x == -np.inf).sum()),
+        "zero": int((x == 0).sum()), "neg": int((finite < 0).sum()), "pos": int((finite > 0).sum()),
+        "min": float(finite.min()) if finite.size else None, "max": float(finite.max()) if finite.size else None,
+        "sum": float(finite.sum()), "abs_sum": float(np.abs(finite).sum()), "sq_sum": float((finite * finite).sum()),
+        "finite_count": int(finite.size), "range_count": int(((finite >= low) & (finite <= high)).sum()),
+    }
+    if previous is not None:
+        p = as_float64(previous, dtype_hint).ravel()
+        both = np.isfinite(x) & np.isfinite(p)
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(x - p)
+            within = both & (diff <= atol + rtol * np.abs(p))
+        ref.update(change_exceed=int(x.size - within.sum()), change_abs_sum=float(diff[both].sum()),
+                   prev_abs_sum=float(np.abs(p[np.isfinite(p)]).sum()))
+    return ref
+
+
+def close(got: float, want: float, scale: float) -> bool:
+    """float64 sums agree to 1e-6 relative, or to 1e-9 of the sum of magnitudes where terms cancel."""
+    return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9 * abs(scale))
+
+
+def check(stats: TensorStats, ref: dict) -> None:
+    for name in COUNTS + ("change_exceed",):
+        if name in ref and getattr(stats, name) is not None:
+            assert getattr(stats, name) == ref[name], name
+            assert type(getattr(stats, name)) is int, name
+    for name in ("min", "max"):
+        if getattr(stats, name) is not None or ref[name] is None:
+            assert getattr(stats, name) == ref[name], name
+    scales = {"sum": ref["abs_sum"], "abs_sum": ref["abs_sum"], "sq_sum": ref["sq_sum"],
+              "change_abs_sum": ref.get("change_abs_sum"), "prev_abs_sum": ref.get("prev_abs_sum")}
+    for name, scale in scales.items():
+        if getattr(stats, name) is not None:
+            assert close(getattr(stats, name), ref[name], scale), (name, getattr(stats, name), ref[name])
+
+
+def full(array, chunk_elements=None, **kwargs) -> TensorStats:
+    return compute_stats(array, VALUE_NEEDS, value_range=(-1.0, 1.0), chunk_elements=chunk_elements, **kwargs)
+
+
+# --- argument checks -------------------------------------------------------------------------------------------
+
+def test_unknown_need_names_the_accepted_ones():
+    with pytest.raises(ValueError, match="unknown statistics.*'median'.*accepted: .*nonfinite.*sq_sum"):
+        compute_stats(np.zeros(3), {"median", "sum"})
+
+
+def test_change_needs_previous_of_same_shape():
+    with pytest.raises(ValueError, match="'change' needs previous.*got none"):
+        compute_stats(np.zeros(3), {"change"})
+    with pytest.raises(ValueError, match=r"shape \(3,\).*got shape \(4,\)"):
+        compute_stats(np.zeros(3), {"change"}, previous=np.zeros(4))
+
+
+def test_range_count_needs_value_range():
+    with pytest.raises(ValueError, match="value_range"):
+        compute_stats(np.zeros(3), {"range_count"})
+
+
+def test_unsupported_dtype():
+    with pytest.raises(ValueError, match="cannot compute statistics of dtype complex128"):
+        compute_stats(np.zeros(3, complex), {"sum"})
+    with pytest.raises(ValueError, match="dtype_hint='bfloat16'"):
+        compute_stats(np.zeros(3, "V2"), {"sum"})
+
+
+# --- crafted arrays --------------------------------------------------------------------------------------------
+
+def test_empty_array():
+    stats = full(np.zeros((0, 3), np.float32))
+    assert (stats.size, stats.shape, stats.dtype) == (0, (0, 3), "float32")
+    assert all(getattr(stats, name) == 0 for name in COUNTS)
+    assert stats.min is None and stats.max is None
+    assert (stats.sum, stats.abs_sum, stats.sq_sum) == (0.0, 0.0, 0.0)
+    assert stats.mean is None and stats.has_nonfinite is False
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.bool_])
+def test_scalar_0d(dtype):
+    value = np.array(1 if dtype is np.bool_ else -3, dtype)
+    stats = full(value)
+    assert stats.size == 1 and stats.shape == ()
+    check(stats, reference(value))
+    assert stats.mean == float(value)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nan_inf_and_negative_zero(dtype):
+    array = np.array([1.5, -2.0, 0.0, -0.0, np.nan, np.inf, -np.inf, np.nan, 0.5, -0.0], dtype)
+    stats = full(array)
+    check(stats, reference(array))
+    assert (stats.nan, stats.pos_inf, stats.neg_inf) == (2, 1, 1)
+    assert (stats.zero, stats.neg, stats.pos) == (3, 1, 2)  # -0.0 is zero; -Inf is not neg, +Inf not pos
+    assert (stats.min, stats.max, stats.sum, stats.finite_count) == (-2.0, 1.5, 0.0, 6)
+    assert stats.nonfinite_count == 4 and stats.has_nonfinite is True
+    assert stats.zero + stats.neg + stats.pos + stats.nonfinite_count == stats.size
+
+
+def test_all_nonfinite_has_no_min_max():
+    stats = full(np.array([np.nan, np.inf, -np.inf], np.float32))
+    assert stats.min is None and stats.max is None and stats.finite_count == 0
+    assert stats.sum == 0.0 and stats.mean is None and stats.l2norm == 0.0
+
+
+def test_float16_extremes():
+    tiny = np.float16(2.0**-24)  # smallest subnormal
+    array = np.array([65504, -65504, tiny, -tiny, 2.0**-14, 6.1e-5, 0.0, 1.0] * 100, np.float16)
+    stats = full(array, chunk_elements=64)
+    check(stats, reference(array))
+    assert (stats.min, stats.max) == (-65504.0, 65504.0)
+    wide = array.astype(np.float64)
+    assert stats.sq_sum == pytest.approx(float((wide * wide).sum()), rel=1e-12)  # a float16 square overflows
+    assert stats.sum == pytest.approx(float(wide.sum()), rel=1e-12)
+
+
+def test_every_float16_bit_pattern():
+    """Exercises both float16 decodings: chunks with NaN/Inf and chunks without."""
+    array = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    for chunk in (1000, 2**16):
+        stats = full(array, chunk_elements=chunk)
+        check(stats, reference(array))
+        assert stats.nan == 2 * 1023 and stats.pos_inf == stats.neg_inf == 1
+
+
+def test_huge_float32_squares_accumulate_in_float64():
+    array = np.full(1000, 3e38, np.float32)
+    array[::2] *= -1
+    stats = full(array, chunk_elements=300)
+    check(stats, reference(array))
+    assert math.isfinite(stats.sq_sum) and stats.l2norm == pytest.approx(3e38 * math.sqrt(1000), rel=1e-6)
+    # The overflow check's sum of squares overflows on these finite values: still no NaN/Inf reported.
+    only = compute_stats(array, {"nonfinite"}, chunk_elements=300)
+    assert (only.nan, only.pos_inf, only.neg_inf, only.has_nonfinite) == (0, 0, 0, False)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64])
+def test_integers(dtype):
+    info = np.iinfo(dtype)
+    array = np.array([0, 1, info.max, info.min, 7, 0, 2], dtype)
+    stats = full(array, chunk_elements=3)
+    check(stats, reference(array))
+    assert stats.dtype == np.dtype(dtype).name
+    assert (stats.nan, stats.pos_inf, stats.neg_inf) == (0, 0, 0)
+    assert (stats.min, stats.max) == (float(info.min), float(info.max))
+
+
+def test_bool():
+    array = np.array([True, False, True, True])
+    stats = full(array)
+    check(stats, reference(array))
+    assert (stats.dtype, stats.sum, stats.zero, stats.pos, stats.max) == ("bool", 3.0, 1, 3, 1.0)
+
+
+def test_non_contiguous_views():
+    base = np.random.default_rng(1).standard_normal((40, 30)).astype(np.float32)
+    base[3, 4], base[20, 0] = np.nan, -np.inf
+    for view in (base[::3], base.T, base[:, ::2], base[::-1, 5:25:3], np.asfortranarray(base)):
+        check(full(view, chunk_elements=7), reference(view))
+        assert full(view).sum == pytest.approx(full(np.ascontiguousarray(view)).sum, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8", ">i4"])
+def test_big_endian(dtype):
+    array = np.array([1, -2, 0, 65504, 7, 3, 3] if "i" in dtype else [1, -2, 0, 65504, np.inf, np.nan, -0.0], dtype)
+    check(full(array, chunk_elements=3), reference(array))
+
+
+@pytest.mark.parametrize("storage", ["uint16", "int16", "V2"])
+def test_bfloat16_raw_bits(storage):
+    values = [1.0, -2.5, 0.0, -0.0, np.inf, -np.inf, np.nan, 3.3895314e38, 2.0**-133]
+    bits = bfloat16_bits(values).view(storage)
+    stats = full(bits, dtype_hint="bfloat16", chunk_elements=4)
+    assert stats.dtype == "bfloat16"
+    check(stats, reference(bits, dtype_hint="bfloat16"))
+    assert (stats.nan, stats.pos_inf, stats.neg_inf, stats.zero) == (1, 1, 1, 2)
+    assert stats.max == float(np.float32(3.3895314e38)) and math.isfinite(stats.sq_sum)
+
+
+def test_bfloat16_hint_is_case_insensitive_and_ignored_for_float_storage():
+    bits = bfloat16_bits([1.0, 2.0])
+    assert compute_stats(bits, {"sum"}, dtype_hint="BFloat16").sum == 3.0
+    assert compute_stats(bits, {"sum"}).dtype == "uint16"  # no hint: plain integers
+    widened = compute_stats(np.array([1.0, 2.0], np.float32), {"sum"}, dtype_hint="bfloat16")
+    assert (widened.dtype, widened.sum) == ("float32", 3.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_overflow_check_alone(dtype):
+    for values, counts in (([1, -np.inf], (0, 0, 1)), ([np.inf, -2], (0, 1, 0)), ([-np.nan, 0], (1, 0, 0)),
+                           ([-1, 65504], (0, 0, 0))):
+        stats = compute_stats(np.array(values, dtype), {"nonfinite"})
+        assert (stats.nan, stats.pos_inf, stats.neg_inf) == counts, values
+    bits = bfloat16_bits([1.0, -np.inf, -3e38])
+    assert compute_stats(bits, {"nonfinite"}, dtype_hint="bfloat16").neg_inf == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nan_only_in_last_chunk(dtype):
+    array = np.ones(10_500, dtype)
+    array[-1] = np.nan
+    only = compute_stats(array, {"nonfinite"}, chunk_elements=1000)
+    assert (only.nan, only.pos_inf, only.neg_inf, only.nonfinite_count) == (1, 0, 0, 1)
+    assert only.sum is None and only.min is None
+    check(full(array, chunk_elements=1000), reference(array))
+
+
+def test_change_against_previous():
+    rng = np.random.default_rng(2)
+    previous = rng.standard_normal(5000).astype(np.float32)
+    current = previous.copy()
+    current[::7] += 0.5
+    current[10], previous[11], current[12], previous[12] = np.nan, np.inf, np.inf, np.inf
+    stats = compute_stats(current, {"change", "nonfinite"}, previous=previous, chunk_elements=999)
+    check(stats, reference(current, previous=previous))
+    assert stats.nan == 1 and stats.pos_inf == 1  # counted on the current value only
+    assert compute_stats(previous, {"change"}, previous=previous).change_exceed == 2  # Inf is never within
+
+
+def test_change_tolerance_boundary():
+    # atol + rtol * |prev| = 0.25 + 0.5 * 1.0 = 0.75 exactly: a change of exactly 0.75 is within
+    previous = np.ones(4, np.float32)
+    current = np.array([1.75, 0.25, np.nextafter(np.float32(1.75), np.float32(2)),
+                        np.nextafter(np.float32(0.25), np.float32(0))], np.float32)
+    stats = compute_stats(current, {"change"}, previous=previous, rtol=0.5, atol=0.25)
+    assert stats.change_exceed == 2
+    check(stats, reference(current, previous=previous, rtol=0.5, atol=0.25))
+
+
+def test_range_count():
+    array = np.array([-np.inf, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, np.inf, np.nan], np.float32)
+    count = lambda low, high: compute_stats(array, {"range_count"}, value_range=(low, high)).range_count
+    assert count(-1.0, 1.0) == 5  # both ends included
+    assert count(-np.inf, np.inf) == 6  # finite elements only
+    assert count(0.1, 0.5) == 1
+    assert count(0.1, 0.4) == 0
+    # bounds are compared in float64: float32(0.1) is above 0.1, so 0.1 the float64 bound leaves it inside
+    assert compute_stats(np.float32([0.1]), {"range_count"}, value_range=(0.1, 1)).range_count == 1
+    assert compute_stats(np.float32([0.1]), {"range_count"}, value_range=(0, 0.1)).range_count == 0
+
+
+def test_only_requested_fields_are_filled():
+    stats = compute_stats(np.arange(5.0), {"nonfinite"})
+    assert (stats.nan, stats.pos_inf, stats.neg_inf) == (0, 0, 0)
+    assert all(getattr(stats, name) is None for name in ("zero", "min", "sum", "finite_count", "change_exceed"))
+    assert stats.mean is None and stats.l2norm is None
+    partial = compute_stats(np.arange(5.0), {"nan"})
+    assert partial.nan == 0 and partial.nonfinite_count is None and partial.has_nonfinite is None
+
+
+def test_as_dict_is_json_friendly():
+    stats = full(np.array([1e308, 1e308, np.nan, -2.0]))
+    data = stats.as_dict()
+    assert data["sum"] == "inf" and data["sq_sum"] == "inf" and data["l2norm"] == "inf"
+    assert data["shape"] == [4] and data["nan"] == 1 and data["has_nonfinite"] is True
+    assert data["min"] == -2.0 and type(data["min"]) is float and type(data["zero"]) is int
+    assert "change_exceed" not in data and "mean" in data and "abs_mean" in data
+    json.loads(json.dumps(data, allow_nan=False))
+
+
+def test_memmap_input_without_full_size_temporaries(tmp_path):
+    array = np.random.default_rng(3).standard_normal(2**22).astype(np.float32)  # 16 MB
+    array[[5, 2**21, -1]] = [np.nan, np.inf, -np.inf]
+    np.save(tmp_path / "t.npy", array)
+    mapped = np.load(tmp_path / "t.npy", mmap_mode="r")
+    previous = np.load(tmp_path / "t.npy", mmap_mode="r")
+    tracemalloc.start()
+    try:
+        stats = compute_stats(mapped, STAT_NAMES, value_range=(-1, 1), previous=previous, chunk_elements=2**16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"peak {peak} bytes for a {array.nbytes} byte array"
+    check(stats, reference(array, previous=array))
+    assert stats.change_exceed == 3 and stats.change_abs_sum == 0.0
+
+
+# --- properties ------------------------------------------------------------------------------------------------
+
+def float_arrays(dtype, max_side=12):
+    width, bound = {np.float16: (16, None), np.float32: (32, None), np.float64: (64, 1e150)}[dtype]
+    finite = st.floats(width=width, min_value=-bound if bound else None, max_value=bound, allow_nan=False,
+                       allow_infinity=False)
+    elements = st.one_of(finite, st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0]))
+    return arrays(dtype, array_shapes(min_dims=0, max_dims=3, max_side=max_side), elements=elements)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), chunk=st.integers(1, 64))
+def test_matches_reference(dtype, data, chunk):
+    array = data.draw(float_arrays(dtype))
+    if data.draw(st.booleans()) and array.ndim:
+        array = array[..., ::2]
+    value_range = tuple(sorted(data.draw(st.tuples(st.floats(-10, 10), st.floats(-10, 10)))))
+    stats = compute_stats(array, VALUE_NEEDS, value_range=value_range, chunk_elements=chunk)
+    check(stats, reference(array, value_range=value_range))
+    assert stats.zero + stats.neg + stats.pos + stats.nonfinite_count == stats.size == array.size
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), chunk=st.integers(1, 64), rtol=st.sampled_from([0.0, 1e-5, 0.5]),
+       atol=st.sampled_from([0.0, 1e-8, 0.25]))
+def test_change_matches_reference(dtype, data, chunk, rtol, atol):
+    current = data.draw(float_arrays(dtype))
+    noise = data.draw(arrays(dtype, current.shape, elements=st.sampled_from([0.0, 0.25, -0.5, 1.0, np.nan])))
+    previous = current + noise
+    stats = compute_stats(current, {"change", "nonfinite"}, previous=previous, rtol=rtol, atol=atol,
+                          chunk_elements=chunk)
+    check(stats, reference(current, previous=previous, rtol=rtol, atol=atol))
