@@ -58,6 +58,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code)."""
     for warning in session.warnings:
         print(f"msdbg: warning: {warning}", file=sys.stderr)
+    for note in session.notes:
+        print(f"msdbg: note: {note}", file=sys.stderr)
     lines = summary(session.hits)
     steps = len(session.done)
     print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps} "
