@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Check every rank, graph and iteration of a dump written by MindSpore.")
     check.add_argument("dump_dir", metavar="DUMP_DIR")
     _add_command_options(check)
+    check.add_argument("--rank", metavar="R", type=_non_negative_int, help="check rank R only")
+    check.add_argument("--steps", metavar="SPEC", default="all",
+                       help="iterations to check, MindSpore's syntax: 'all' or e.g. '0|5-8|100-120'")
     return parser
 
 
@@ -39,6 +42,13 @@ def _add_command_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", dest="commands", metavar="CMD", action="append", default=[],
                         help="run command CMD, e.g. -c 'watch tensor_overflow' (repeatable)")
     parser.add_argument("--json", metavar="OUT", help="write hits as JSON to OUT")
+    parser.add_argument("--nx", action="store_true", help="do not read ~/.msdbgrc and ./.msdbgrc")
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rank number (0, 1, ...)")
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -63,20 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except MsdbgError as exc:
-        print(f"msdbg: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"msdbg: error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from msdbg.commands.scripts import CommandSource, read_command_file, startup_files
     from msdbg.frontends import batch
-    from msdbg.frontends.capture_run import CommandSource, RunOptions
+    from msdbg.frontends.capture_run import RunOptions
 
     commands = []
-    for path in args.files:
-        commands.extend(batch.read_command_file(path))
-    commands.extend(CommandSource(text, "-c") for text in args.commands)
+    for path in [*startup_files(args.nx), *args.files]:
+        commands.extend(read_command_file(path))
+    commands.extend(CommandSource(text) for text in args.commands)
     if args.subcommand == "check":
-        return batch.check_dump(args.dump_dir, commands, args.json)
+        return batch.check_dump(args.dump_dir, commands, args.json, rank=args.rank, steps=args.steps)
     options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
     if args.batch:
         return batch.run_batch(options)

@@ -1,4 +1,6 @@
-"""The one exception type front ends turn into a one-line message."""
+"""The exception types front ends turn into a one-line message."""
+
+from __future__ import annotations
 
 
 class MsdbgError(Exception):
@@ -6,4 +8,13 @@ class MsdbgError(Exception):
 
 
 class UsageError(MsdbgError):
-    """A malformed command, option or watchpoint."""
+    """A malformed command, option or watchpoint.
+
+    ``arg`` is the index of the offending argument of a command (0 = first word after the command name, -1 =
+    the command name itself); the command layer turns it into ``column``, the 1-based column in the line.
+    """
+
+    def __init__(self, message: str, *, arg: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.arg = arg
+        self.column = column

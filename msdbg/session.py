@@ -34,21 +34,20 @@ class Session:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
         if self.dump is None:
             return []
-        results = []
-        for key in self.dump.steps():
-            if key in self.done:
-                continue
-            graph = self.dump.graph(key.rank, key.graph)
-            self._note_graph_problem(key)
-            result = evaluate_step(self.dump.tensors(key), self.watchpoints.active(), graph, self.history)
-            self.done.add(key)
-            self.hits.extend(result.hits)
-            self.errors.extend(result.errors)
-            self.notes.extend(n for n in result.notes if n not in self.notes)
-            self.tensors_checked += result.tensors_checked
-            results.append((key, result))
-            self.current = key
-        return results
+        return [(key, self.evaluate_step(key)) for key in self.dump.steps() if key not in self.done]
+
+    def evaluate_step(self, key: StepKey) -> StepResult:
+        """Evaluate the active watchpoints on one iteration folder and record the outcome."""
+        graph = self.dump.graph(key.rank, key.graph)
+        self._note_graph_problem(key)
+        result = evaluate_step(self.dump.tensors(key), self.watchpoints.active(), graph, self.history)
+        self.done.add(key)
+        self.hits.extend(result.hits)
+        self.errors.extend(result.errors)
+        self.notes.extend(n for n in result.notes if n not in self.notes)
+        self.tensors_checked += result.tensors_checked
+        self.current = key
+        return result
 
     def is_training_step(self, key: StepKey) -> bool:
         """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -46,25 +45,62 @@ def all_names() -> list[str]:
     return [*COMMANDS, *_ALIASES]
 
 
+def tokenize(line: str) -> list[tuple[str, int]]:
+    """Split a command line into (word, 1-based column) pairs, shell-style: quotes group words, ``\\``
+    escapes, ``#`` at the start of a word begins a comment. Raise UsageError on an unterminated quote."""
+    words: list[tuple[str, int]] = []
+    at, end = 0, len(line)
+    while at < end:
+        if line[at].isspace():
+            at += 1
+            continue
+        if line[at] == "#":
+            break
+        start, chars, quote = at, [], None
+        while at < end and (quote or not line[at].isspace()):
+            char = line[at]
+            if quote and char == quote:
+                quote = None
+            elif not quote and char in "'\"":
+                quote = char
+            elif char == "\\" and quote != "'" and at + 1 < end:
+                at += 1
+                chars.append(line[at])
+            else:
+                chars.append(char)
+            at += 1
+        if quote:
+            raise UsageError(f"unterminated {quote} quote", column=start + 1)
+        words.append(("".join(chars), start + 1))
+    return words
+
+
 def split_line(line: str) -> list[str]:
-    """Split a command line into words; ``#`` starts a comment; raise UsageError on bad quoting."""
-    try:
-        return shlex.split(line, comments=True)
-    except ValueError as exc:
-        raise UsageError(f"cannot parse {line.strip()!r}: {exc}") from None
+    """The words of a command line (see tokenize)."""
+    return [word for word, _ in tokenize(line)]
 
 
 def lookup(word: str) -> Command:
     """The command named or aliased ``word``; raise UsageError with the known names."""
     name = _ALIASES.get(word, word)
     if name not in COMMANDS:
-        raise UsageError(f"unknown command {word!r}; known: {', '.join(sorted(COMMANDS))}")
+        raise UsageError(f"unknown command {word!r}; known: {', '.join(sorted(COMMANDS))}", arg=-1)
     return COMMANDS[name]
 
 
 def execute(session: "Session", line: str) -> str:
-    """Run one command line against the session and return its output ('' for blank lines)."""
-    words = split_line(line)
-    if not words:
+    """Run one command line against the session and return its output ('' for blank lines).
+
+    A UsageError leaving a handler gets the column of the word it blames (the command word by default).
+    """
+    tokens = tokenize(line)
+    if not tokens:
         return ""
-    return lookup(words[0]).handler(session, words[1:])
+    words = [word for word, _ in tokens]
+    try:
+        return lookup(words[0]).handler(session, words[1:])
+    except UsageError as exc:
+        if exc.column is None:
+            index = 0 if exc.arg is None else min(exc.arg + 1, len(tokens) - 1)
+            exc.column = tokens[index][1]
+        raise

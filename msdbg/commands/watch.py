@@ -18,26 +18,29 @@ def watch(session: Session, args: list[str]) -> str:
     if args == ["recommended"]:
         created = [session.watchpoints.add(name, dict(params), target) for name, params, target in RECOMMENDED]
         return "\n".join(f"Watchpoint {w.describe()}" for w in created)
-    condition, rest = args[0], args[1:]
+    condition, rest = args[0], list(enumerate(args[1:], start=1))
     target = None
-    if "on" in rest:
-        at = rest.index("on")
-        if at != len(rest) - 2:
-            raise UsageError("'on' takes exactly one PATTERN, at the end: watch CONDITION [PARAM=VALUE ...] on PATTERN")
-        target, rest = rest[at + 1], rest[:at]
-    params = {}
-    for word in rest:
+    words = [word for _, word in rest]
+    if "on" in words:
+        at = words.index("on")
+        if at != len(words) - 2:
+            raise UsageError("'on' takes exactly one PATTERN, at the end: watch CONDITION [PARAM=VALUE ...] on PATTERN",
+                             arg=rest[at][0])
+        target, rest = words[at + 1], rest[:at]
+    params, positions = {}, {"": 0}
+    for index, word in rest:
         name, sep, value = word.partition("=")
         if not sep or not name or not value:
-            raise UsageError(f"expected PARAM=VALUE, got {word!r}")
+            raise UsageError(f"expected PARAM=VALUE, got {word!r}", arg=index)
         params[name] = value
-    watchpoint = session.watchpoints.add(condition, params, target)
+        positions[name] = index
+    watchpoint = session.watchpoints.add(condition, params, target, positions)
     return f"Watchpoint {watchpoint.describe()}"
 
 
 def _number(args: list[str], verb: str) -> int:
     if len(args) != 1 or not args[0].isdigit():
-        raise UsageError(f"usage: {verb} N (a watchpoint number, see 'info watchpoints')")
+        raise UsageError(f"usage: {verb} N (a watchpoint number, see 'info watchpoints')", arg=0 if args else None)
     return int(args[0])
 
 

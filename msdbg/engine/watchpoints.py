@@ -78,16 +78,16 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _parse_value(condition: Condition, name: str, raw: str) -> float:
+def _parse_value(condition: Condition, name: str, raw: str, arg: int | None) -> float:
     if condition.param(name) is None:
         accepted = ", ".join(p.name for p in condition.params) or "none"
-        raise UsageError(f"{condition.name} has no parameter {name!r}; accepted: {accepted}")
+        raise UsageError(f"{condition.name} has no parameter {name!r}; accepted: {accepted}", arg=arg)
     try:
         value = float(raw)
     except ValueError:
-        raise UsageError(f"{condition.name} {name}={raw!r}: not a number") from None
+        raise UsageError(f"{condition.name} {name}={raw!r}: not a number", arg=arg) from None
     if math.isnan(value):
-        raise UsageError(f"{condition.name} {name}: NaN is not a usable bound")
+        raise UsageError(f"{condition.name} {name}: NaN is not a usable bound", arg=arg)
     return value
 
 
@@ -118,14 +118,22 @@ class WatchpointList:
     items: dict[int, Watchpoint] = field(default_factory=dict)
     _next: int = 1
 
-    def add(self, condition_name: str, params: dict[str, str], target: str | None) -> Watchpoint:
-        """Validate and create a watchpoint; raises UsageError naming what is accepted."""
+    def add(self, condition_name: str, params: dict[str, str], target: str | None,
+            positions: dict[str, int] | None = None) -> Watchpoint:
+        """Validate and create a watchpoint; raises UsageError naming what is accepted.
+
+        ``positions`` maps a parameter name (and '' for the condition) to its argument index, so an error
+        can point at the word to blame.
+        """
+        positions = positions or {}
         condition = CONDITIONS.get(condition_name)
         if condition is None:
-            raise UsageError(f"unknown condition {condition_name!r}; accepted: {', '.join(sorted(CONDITIONS))}")
+            raise UsageError(f"unknown condition {condition_name!r}; accepted: {', '.join(sorted(CONDITIONS))}",
+                             arg=positions.get(""))
         if not condition.available:
-            raise UsageError(f"{condition.name} is not available here: {condition.unavailable_reason}")
-        values = {name: _parse_value(condition, name, raw) for name, raw in params.items()}
+            raise UsageError(f"{condition.name} is not available here: {condition.unavailable_reason}",
+                             arg=positions.get(""))
+        values = {name: _parse_value(condition, name, raw, positions.get(name)) for name, raw in params.items()}
         values = condition.defaults(values)
         _check_values(condition, values)
         watchpoint = Watchpoint(self._next, condition, values, TargetPattern.parse(target) if target else None)

@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Iterable, Iterator
 
-from msdbg.commands import execute
-from msdbg.errors import MsdbgError, UsageError
-from msdbg.frontends.capture_run import CommandSource, RunOptions, run_under_capture
+from msdbg.commands.scripts import CommandSource, run_commands
+from msdbg.errors import UsageError
+from msdbg.frontends.capture_run import RunOptions, run_under_capture
 from msdbg.frontends.report import summary
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir
+from msdbg.store.stepspec import parse_step_spec
 
 EXIT_CLEAN, EXIT_HITS, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def read_command_file(path: str) -> list[CommandSource]:
-    """The commands of a ``-x`` file, each tagged FILE:LINE."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise UsageError(f"command file {path}: {exc.strerror}") from None
-    return [CommandSource(text, f"{path}:{number}") for number, text in enumerate(lines, start=1)]
+PROGRESS_MIN_STEPS = 20
 
 
 def apply_commands(session: Session, commands: list[CommandSource]) -> None:
-    """Run setup commands; the first bad one raises UsageError prefixed with its origin."""
-    for source in commands:
-        try:
-            output = execute(session, source.text)
-        except MsdbgError as exc:
-            raise UsageError(f"{source.origin}: {exc}") from None
-        if output:
-            print(output, file=sys.stderr)
+    """Run the setup commands (all validated before training); echo their output on stderr."""
+    for output in run_commands(session, commands):
+        print(output, file=sys.stderr)
 
 
 def run_batch(options: RunOptions) -> int:
@@ -86,11 +74,35 @@ def write_json(session: Session, path: str) -> None:
         raise UsageError(f"--json {path}: {exc.strerror}") from None
 
 
-def check_dump(root: str, commands: list[CommandSource], json_out: str | None) -> int:
-    """Evaluate watchpoints on every step of an existing dump directory."""
+def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *, rank: int | None = None,
+               steps: str = "all") -> int:
+    """Evaluate watchpoints on every selected step of an existing dump directory, in order."""
+    spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
     apply_commands(session, commands)
-    if not session.dump.steps():
+    every = session.dump.steps()
+    if not every:
         raise UsageError(f"dump directory {root}: holds no rank_N/NET/GRAPH/ITERATION folders")
-    session.evaluate_new_steps()
+    if rank is not None and rank not in session.dump.ranks():
+        ranks = ", ".join(map(str, session.dump.ranks()))
+        raise UsageError(f"--rank {rank}: dump directory {root} has ranks {ranks}")
+    selected = [k for k in every if (rank is None or k.rank == rank) and k.iteration in spec]
+    if not selected:
+        raise UsageError(f"--steps {steps}: no iteration of {root} is selected")
+    for key in with_progress(selected, "checking"):
+        session.evaluate_step(key)
     return finish(session, json_out)
+
+
+def with_progress(keys: list, label: str) -> Iterable:
+    """Iterate with a progress bar when stderr is a terminal and there is enough work to watch."""
+    if len(keys) < PROGRESS_MIN_STEPS or not sys.stderr.isatty():
+        return keys
+    from prompt_toolkit.output import create_output
+    from prompt_toolkit.shortcuts import ProgressBar
+
+    def bar() -> Iterator:
+        with ProgressBar(title=f"msdbg: {label}", output=create_output(stdout=sys.stderr)) as progress:
+            yield from progress(keys, label="steps")
+
+    return bar()

@@ -11,20 +11,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from msdbg.capture.dumpconfig import dump_config, install_dump_config
+from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
 
 StepsCallback = Callable[[list[tuple[StepKey, StepResult]]], None]
-
-
-@dataclass
-class CommandSource:
-    """A command line and where it came from (``-c`` or FILE:LINE), for error messages."""
-
-    text: str
-    origin: str
 
 
 @dataclass

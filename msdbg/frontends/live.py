@@ -67,7 +67,8 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
     def before_training() -> None:
         print(f"msdbg: {options.script} is loaded; training has not started. Set watchpoints, then 'continue' "
               "or 'step'. 'help' lists commands.", flush=True)
-        interact(session, reader)
+        if control.resume is None:  # a -x/-c/.msdbgrc command may already have said continue or step
+            interact(session, reader)
         if control.resume == "quit":
             raise StopTraining
         control.state = "running"

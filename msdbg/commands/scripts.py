@@ -1,0 +1,87 @@
+"""Commands from files and options: ``-x FILE``, ``-c CMD``, ``.msdbgrc`` and ``source FILE``.
+
+A batch of commands is validated as a whole: every bad line is reported as ``FILE:LINE:COL: message`` and,
+if any is bad, the watchpoints are left as they were before the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+from msdbg.commands.registry import command, execute
+from msdbg.errors import MsdbgError, UsageError
+from msdbg.session import Session
+
+RC_NAME = ".msdbgrc"
+
+
+@dataclass(frozen=True)
+class CommandSource:
+    """A command line and where it came from: a file and line number, or ``-c``."""
+
+    text: str
+    file: str | None = None
+    line: int | None = None
+
+    def where(self, column: int | None) -> str:
+        if self.file is None:
+            return "-c"
+        return f"{self.file}:{self.line}:{column or 1}"
+
+
+class CommandErrors(UsageError):
+    """Every error of a batch of commands, one line each."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+def read_command_file(path: str) -> list[CommandSource]:
+    """The lines of a command file, each tagged with its file and line number."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"command file {path}: {reason}") from None
+    return [CommandSource(text, path, number) for number, text in enumerate(lines, start=1)]
+
+
+def startup_files(skip: bool) -> list[str]:
+    """``~/.msdbgrc`` then ``./.msdbgrc`` (as pdb reads ``.pdbrc``), each once, unless ``skip`` (``--nx``)."""
+    if skip:
+        return []
+    found: list[str] = []
+    for path in (os.path.join(os.path.expanduser("~"), RC_NAME), os.path.abspath(RC_NAME)):
+        if os.path.isfile(path) and not any(os.path.samefile(path, seen) for seen in found):
+            found.append(path)
+    return found
+
+
+def run_commands(session: Session, sources: list[CommandSource]) -> list[str]:
+    """Run every command; on any error, restore the watchpoints and raise CommandErrors listing all of them."""
+    saved = copy.deepcopy(session.watchpoints)
+    outputs, errors = [], []
+    for source in sources:
+        try:
+            output = execute(session, source.text)
+        except MsdbgError as exc:
+            column = exc.column if isinstance(exc, UsageError) else None
+            errors.append(f"{source.where(column)}: {exc}")
+            continue
+        if output:
+            outputs.append(output)
+    if errors:
+        session.watchpoints = saved
+        raise CommandErrors(errors)
+    return outputs
+
+
+@command("source", "source FILE", "Run the commands in FILE (all lines are checked; any error runs none).")
+def source(session: Session, args: list[str]) -> str:
+    if len(args) != 1:
+        raise UsageError("usage: source FILE")
+    return "\n".join(run_commands(session, read_command_file(args[0])))
