@@ -22,11 +22,11 @@ def run_msdbg(*args: str, cwd: Path | None = None, timeout: int = 300) -> subpro
                           capture_output=True, text=True, timeout=timeout)
 
 
-def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str) -> Path:
+def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str, input_output: int = 0) -> Path:
     """Run a training script with MindSpore's own dump switched on (no msdbg involved)."""
     config = {
         "common_dump_settings": {"dump_mode": 0, "path": str(dump_root), "net_name": "Net", "iteration": "all",
-                                 "saved_data": "tensor", "input_output": 0, "kernels": [],
+                                 "saved_data": "tensor", "input_output": input_output, "kernels": [],
                                  "support_device": [0, 1, 2, 3, 4, 5, 6, 7]},
         "e2e_dump_settings": {"enable": True, "trans_flag": True},
     }

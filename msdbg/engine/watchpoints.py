@@ -135,7 +135,11 @@ class WatchpointList:
                              arg=positions.get(""))
         values = {name: _parse_value(condition, name, raw, positions.get(name)) for name, raw in params.items()}
         values = condition.defaults(values)
-        _check_values(condition, values)
+        try:
+            _check_values(condition, values)
+        except UsageError as exc:  # a rule between parameters: blame the condition word
+            exc.arg = positions.get("")
+            raise
         watchpoint = Watchpoint(self._next, condition, values, TargetPattern.parse(target) if target else None)
         self.items[self._next] = watchpoint
         self._next += 1
