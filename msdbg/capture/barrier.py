@@ -36,10 +36,13 @@ def _synchronize() -> None:
         ms.runtime.synchronize()
 
 
-def _after(original: Callable[..., Any], on_graph_run: Callable[[], None]) -> Callable[..., Any]:
+def _after(original: Callable[..., Any], on_graph_run: Callable[[], None],
+           before: Callable[[], None]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         depth = getattr(_state, "depth", 0)
+        if depth == 0:
+            before()
         _state.depth = depth + 1
         try:
             result = original(*args, **kwargs)
@@ -54,16 +57,41 @@ def _after(original: Callable[..., Any], on_graph_run: Callable[[], None]) -> Ca
     return wrapper
 
 
-def install(on_graph_run: Callable[[], None]) -> Callable[[], None]:
-    """Call ``on_graph_run()`` after each top-level graph execution; return a function that undoes it."""
+def _once(action: Callable[[], None] | None) -> Callable[[], None]:
+    done = [action is None]
+
+    def run_once() -> None:
+        if not done[0]:
+            done[0] = True
+            action()
+
+    return run_once
+
+
+def install(on_graph_run: Callable[[], None], before_first_compile: Callable[[], None] | None = None
+            ) -> Callable[[], None]:
+    """Call ``on_graph_run()`` after each top-level graph execution, and ``before_first_compile()`` once before
+    the first graph compiles (MindSpore reads its dump configuration then); return a function that undoes it."""
     api = _api_module()
     jit_executor, cell_executor = api._JitExecutor, api._CellGraphExecutor
-    saved = [(jit_executor, "__call__", jit_executor.__call__), (cell_executor, "run", cell_executor.run)]
-    for owner, attribute, original in saved:
-        setattr(owner, attribute, _after(original, on_graph_run))
+    first = _once(before_first_compile)
+    saved = [(jit_executor, "__call__", jit_executor.__call__), (cell_executor, "run", cell_executor.run),
+             (cell_executor, "compile", cell_executor.compile)]
+    jit_executor.__call__ = _after(jit_executor.__call__, on_graph_run, first)
+    cell_executor.run = _after(cell_executor.run, on_graph_run, first)
+    cell_executor.compile = _before(cell_executor.compile, first)
 
     def uninstall() -> None:
         for owner, attribute, original in saved:
             setattr(owner, attribute, original)
 
     return uninstall
+
+
+def _before(original: Callable[..., Any], action: Callable[[], None]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        action()
+        return original(*args, **kwargs)
+
+    return wrapper

@@ -10,7 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from msdbg.capture.dumpconfig import dump_config, install_dump_config
+from msdbg.capture.dumpconfig import choose_saved_data, dump_config, install_dump_config
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
@@ -28,6 +28,7 @@ class RunOptions:
     json_out: str | None = None
     dump_dir: str | None = None
     keep_steps: int = 2
+    interactive: bool = False
 
 
 def prepare_dump_dir(requested: str | None) -> tuple[str, bool]:
@@ -64,6 +65,14 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         install_dump_config(dump_config(dump_root), config_dir)
         session.dump = DumpDir(dump_root)
 
+        def before_first_compile() -> None:
+            """MindSpore reads the dump config at the first compile, when the device target is known."""
+            import mindspore as ms
+
+            saved_data = choose_saved_data(ms.get_context("device_target"), session.watchpoints.active(),
+                                           options.interactive)
+            install_dump_config(dump_config(dump_root, saved_data=saved_data), config_dir)
+
         def at_barrier() -> None:
             try:
                 results = session.evaluate_new_steps()
@@ -76,7 +85,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
 
         if before_training is not None:
             before_training()
-        uninstall = barrier.install(at_barrier)
+        uninstall = barrier.install(at_barrier, before_first_compile)
         try:
             script_code = run_script(options.script, options.script_args)
         finally:

@@ -59,6 +59,7 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
     if make_reader is None:
         from msdbg.repl.app import make_reader
 
+    options.interactive = True
     control = RunControl()
     session = Session(control=control, color=use_color())
     apply_commands(session, options.commands)

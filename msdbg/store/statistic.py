@@ -75,25 +75,25 @@ def read_statistic_csv(path: str) -> list[StatisticRow]:
         raise _error(path, data.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text))
     header: dict[str, int] | None = None
-    width = 0
+    names: list[str] = []
     rows: list[StatisticRow] = []
     try:
         for fields in reader:
             if not any(field.strip() for field in fields):
                 continue  # blank line
             if header is None:
-                header = {name.strip().lower(): i for i, name in enumerate(fields)}
+                names = [name.strip() for name in fields]
+                header = {name.lower(): i for i, name in enumerate(names)}
                 missing = [name for name in _REQUIRED if name.lower() not in header]
                 if missing:
                     raise _error(path, reader.line_num, f"header lacks column(s) {', '.join(missing)}")
-                width = len(fields)
                 continue
-            if len(fields) == width + 1 and not fields[-1].strip():
+            if len(fields) == len(names) + 1 and not fields[-1].strip():
                 fields = fields[:-1]  # MindSpore's trailing separator
-            elif len(fields) != width:
-                raise _error(path, reader.line_num, f"{len(fields)} fields, the header has {width}")
+            elif len(fields) != len(names):
+                raise _error(path, reader.line_num, f"{len(fields)} fields, the header has {len(names)}")
             try:
-                rows.append(_row(fields, header))
+                rows.append(_row(fields, header, names))
             except ValueError as exc:
                 raise _error(path, reader.line_num, str(exc)) from None
     except csv.Error as exc:
@@ -107,27 +107,26 @@ def _error(path: str, line: int, message: str) -> TensorFileError:
     return TensorFileError(f"statistic file {path}, line {line}: {message}")
 
 
-def _row(fields: list[str], header: dict[str, int]) -> StatisticRow:
+def _row(fields: list[str], header: dict[str, int], names: list[str]) -> StatisticRow:
     def cell(column: str) -> str:
         return fields[header[column.lower()]].strip()
 
-    def integer(column: str) -> int:
+    def number(column: str, parse, kind: str):
         try:
-            return int(cell(column))
+            return parse(cell(column))
         except ValueError:
-            raise ValueError(f"{column} {cell(column)!r} is not an integer") from None
+            raise ValueError(f"{names[header[column.lower()]]} {cell(column)!r} is not {kind}") from None
+
+    def integer(column: str) -> int:
+        return number(column, int, "an integer")
 
     got: dict[str, float | int | str | None] = {}
     for column, key in _STAT_COLUMNS.items():
         if column in header:
-            raw = fields[header[column]].strip()
             if key == "digest":
-                got[key] = raw or None
+                got[key] = cell(column) or None
             elif key in _FLOATS:
-                try:
-                    got[key] = None if raw.lower() == "null" else float(raw)
-                except ValueError:
-                    raise ValueError(f"{column.title()} {raw!r} is not a number") from None
+                got[key] = number(column, _float, "a number")
             else:
                 got[key] = integer(column)
     io_name = cell("IO")
@@ -182,6 +181,11 @@ def _stats(got: dict, dtype: str, shape: tuple[int, ...]) -> TensorStats:
         stats.sum = None if avg is None else avg * size
         stats.sq_sum = None if l2 is None else l2 * l2
     return stats
+
+
+def _float(text: str) -> float | None:
+    """A C++ ``ostream`` double (``nan``, ``-nan``, ``inf`` included); ``null`` for a value not computed."""
+    return None if text.lower() == "null" else float(text)
 
 
 def _finite(value: float | None) -> float | None:
