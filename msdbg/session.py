@@ -9,7 +9,7 @@ from msdbg.engine.evaluate import StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
 from msdbg.engine.watchpoints import WatchpointList
-from msdbg.errors import UsageError
+from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
 
 
@@ -40,7 +40,12 @@ class Session:
         """Evaluate the active watchpoints on one iteration folder and record the outcome."""
         graph = self.dump.graph(key.rank, key.graph)
         self._note_graph_problem(key)
-        result = evaluate_step(self.dump.tensors(key), self.watchpoints.active(), graph, self.history)
+        try:
+            entries = self.dump.tensors(key)
+        except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
+            entries, result = [], StepResult(errors=[str(exc)])
+        else:
+            result = evaluate_step(entries, self.watchpoints.active(), graph, self.history)
         self.done.add(key)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)

@@ -58,20 +58,34 @@ def pre_update_entry(entry: TensorEntry, entries: list[TensorEntry], graph: Grap
 
 
 class _TensorStats:
-    """Statistics of one tensor file, computed on demand and cached per request."""
+    """Statistics of one tensor, computed on demand and cached per request, or read from statistic.csv."""
 
     def __init__(self, entry: TensorEntry):
         self.entry = entry
-        self.array = entry.load()
+        self.array = entry.load() if entry.stats is None else None
         self._cache: dict[tuple, TensorStats] = {}
 
     def get(self, needs: set[str], value_range: tuple[float, float] | None = None,
-            previous: np.ndarray | None = None, rtol: float = 1e-5, atol: float = 1e-8) -> TensorStats:
+            previous: np.ndarray | None = None, rtol: float = 1e-5, atol: float = 1e-8,
+            shared: set[str] | None = None) -> TensorStats:
+        """Statistics answering ``needs``; one pass computes ``shared`` (a superset) for several watchpoints."""
+        if self.entry.stats is not None:
+            missing = set(needs) - self.entry.available
+            if missing == {"nonfinite"} and len(needs) > 1:  # judge the bound; the caller says what is unknown
+                missing = set()
+            if missing:
+                raise NeedsTensorData(", ".join(sorted(missing)))
+            return self.entry.stats
+        needs = shared or needs
         key = (frozenset(needs), value_range, previous is not None, rtol, atol)
         if key not in self._cache:
             self._cache[key] = compute_stats(self.array, needs, value_range=value_range, previous=previous,
                                              rtol=rtol, atol=atol, dtype_hint=self.entry.file.dtype.lower())
         return self._cache[key]
+
+
+class NeedsTensorData(MsdbgError):
+    """A statistics-only dump cannot answer what a watchpoint needs (the message lists the missing statistics)."""
 
 
 def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], graph: Graph | None,
@@ -109,18 +123,31 @@ class _TensorEvaluation:
         plain = [w for w in watching if _is_plain(w)]
         self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
         for watchpoint in watching:
-            stats = self._stats_for(watchpoint)
+            try:
+                stats = self._stats_for(watchpoint)
+            except NeedsTensorData as exc:
+                self.result.notes.append(
+                    f"watchpoint {watchpoint.number} ({watchpoint.condition.name}) needs tensor data: this dump holds "
+                    f"statistics only (statistic.csv), without {exc}; not evaluated there")
+                continue
             if stats is not None:
                 self._judge(watchpoint, stats)
-        if any(w.condition.needs_previous for w in watching) and self.before is None:
+                if self.entry.stats is not None and "nonfinite" not in self.entry.available:
+                    self.result.notes.append(
+                        f"watchpoint {watchpoint.number} ({watchpoint.condition.name}): statistic.csv has no NaN/Inf "
+                        "count columns, so a tensor whose max or min is NaN/Inf there could not be judged")
+        needs_copy = any(w.condition.needs_previous for w in watching) and self.before is None
+        if needs_copy and self.current.array is not None:
             self.history.remember(self.key, self.current.array)
 
     def _stats_for(self, watchpoint: Watchpoint) -> TensorStats | None:
         condition, params = watchpoint.condition, watchpoint.params
         needs = condition.stat_needs(params)
         name = self.entry.param or self.entry.node
+        if self.entry.stats is not None and not condition.initial:  # statistic.csv: its columns or nothing
+            return self.current.get(needs)
         if _is_plain(watchpoint):
-            return self.current.get(self.base_needs)
+            return self.current.get(needs, shared=self.base_needs)
         if condition.initial:
             if self.before is None:
                 self.result.notes.append(f"watchpoint {watchpoint.number}: no pre-update value of {name} was dumped;"

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from msdbg.errors import MsdbgError
-from msdbg.store.filenames import TensorFileName, parse_tensor_filename
+from msdbg.engine.stats import TensorStats
+from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
 from msdbg.store.graph import Graph, GraphError, Node, TensorRole, is_optimizer_state_name, read_graph
-from msdbg.store.npyfile import open_npy
+from msdbg.store.npyfile import TensorFileError, open_npy
+from msdbg.store.statistic import read_statistic_csv
 
 _RANK_DIR = re.compile(r"^rank_(\d+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
+STATISTIC_FILE = "statistic.csv"
 
 
 @dataclass(frozen=True, order=True)
@@ -45,6 +48,8 @@ class TensorEntry:
     param: str | None
     order: int
     graph_node: Node | None
+    stats: TensorStats | None = None  # from statistic.csv: a statistics-only dump has no tensor data
+    available: frozenset[str] = frozenset()
 
     @property
     def io(self) -> str:
@@ -61,6 +66,8 @@ class TensorEntry:
 
     def load(self) -> np.ndarray:
         """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
+        if self.stats is not None:
+            raise TensorFileError(f"tensor {self.label}: {self.path} holds its statistics only, not its values")
         return open_npy(self.path)
 
 
@@ -117,9 +124,10 @@ class DumpDir:
         entries = []
         for name in _listdir(folder):
             parsed = parse_tensor_filename(name)
-            if parsed is None:
-                continue
-            entries.append(_entry(key, os.path.join(folder, name), parsed, graph))
+            if parsed is not None:
+                entries.append(_entry(key, os.path.join(folder, name), parsed, graph))
+            elif name == STATISTIC_FILE:
+                entries.extend(_statistic_entries(key, os.path.join(folder, name), graph))
         if graph is None:
             timestamps = sorted({e.file.timestamp for e in entries})
             rank_of = {t: i for i, t in enumerate(timestamps)}
@@ -137,6 +145,22 @@ def _entry(key: StepKey, path: str, parsed: TensorFileName, graph: Graph | None)
                            graph.order_of(node), node)
     role = _role_without_graph(parsed)
     return TensorEntry(key, path, parsed, parsed.op_name, parsed.op_type, role.category, role.param, 0, None)
+
+
+def _statistic_entries(key: StepKey, path: str, graph: Graph | None) -> list[TensorEntry]:
+    """Entries for the rows of a statistics-only dump (raises TensorFileError for a bad file)."""
+    entries = []
+    for row in read_statistic_csv(path):
+        name = row.op_name.replace(".", "_") if row.op_type == "Parameter" else row.op_name
+        parsed = TensorFileName(row.op_type, dump_op_name(name), row.task_id, row.stream_id, row.timestamp, row.io,
+                                row.slot, "DefaultFormat", row.data_type)
+        entry = _entry(key, path, parsed, graph)
+        if entry.graph_node is None:  # the CSV keeps the real name ('/' and '.'), nicer than the file-name form
+            entry.node = row.op_name
+            entry.param = row.op_name if row.op_type == "Parameter" else entry.param
+        entry.stats, entry.available = row.stats, row.available
+        entries.append(entry)
+    return entries
 
 
 def _role_without_graph(parsed: TensorFileName) -> TensorRole:

@@ -27,6 +27,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from msdbg.engine.stats import TensorStats
 from msdbg.store.npyfile import TensorFileError
@@ -41,7 +42,6 @@ _STAT_COLUMNS = {
     "l2norm value": "l2", "l2 value": "l2", "md5": "digest", "sha1": "digest",
 }
 _FLOATS = frozenset({"max", "min", "avg", "l2"})
-_NONFINITE = ("nan", "pos_inf", "neg_inf")
 _ANSWERS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "min", "max", "sum", "sq_sum", "finite_count")
 
 
@@ -111,7 +111,7 @@ def _row(fields: list[str], header: dict[str, int], names: list[str]) -> Statist
     def cell(column: str) -> str:
         return fields[header[column.lower()]].strip()
 
-    def number(column: str, parse, kind: str):
+    def number(column: str, parse: Callable[[str], object], kind: str):
         try:
             return parse(cell(column))
         except ValueError:
@@ -175,7 +175,9 @@ def _stats(got: dict, dtype: str, shape: tuple[int, ...]) -> TensorStats:
     if size and not got.get("nan"):
         stats.max, stats.min = _finite(got.get("max")), _finite(got.get("min"))
     # Avg and L2 also cover every element, so they are finite only when no element is NaN/Inf; then
-    # sum = avg * size and sq_sum = l2 ** 2 are the finite-element sums msdbg means.
+    # sum = avg * size and sq_sum = l2 ** 2 are the finite-element sums msdbg means. (Over 10,000 elements MindSpore's
+    # host avg is reduced per thread and tensor_summary.cc weighs the chunks by an integer division, so sum is only
+    # as exact as the avg it wrote.)
     if not nonfinite:
         avg, l2 = _finite(got.get("avg")), _finite(got.get("l2"))
         stats.sum = None if avg is None else avg * size
