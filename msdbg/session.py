@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from msdbg.control import RunControl
+from msdbg.engine.diagnose import Finding, diagnose
 from msdbg.engine.evaluate import StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
@@ -53,6 +54,10 @@ class Session:
         self.tensors_checked += result.tensors_checked
         self.current = key
         return result
+
+    def diagnosis(self) -> tuple[list[Finding], list[str]]:
+        """The accuracy guide's causes that the hits (and graphs) point to, and hit conditions none explains."""
+        return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [])
 
     def is_training_step(self, key: StepKey) -> bool:
         """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from msdbg.commands.registry import command
+from msdbg.engine.diagnose import format_findings
 from msdbg.engine.recommended import RECOMMENDED
 from msdbg.errors import UsageError
 from msdbg.frontends.report import format_hit
@@ -87,3 +88,10 @@ def _step_info(session: Session) -> str:
     kept = [k.iteration for k in session.retained_steps(key)]
     return (f"Training {state}; at step {key.iteration} of graph {key.graph} (rank {key.rank}); "
             f"steps on disk: {', '.join(map(str, kept)) or 'none'}; {len(session.hits)} hits so far")
+
+
+@command("diagnose", "diagnose", "Map the hits so far to the accuracy guide's causes, with what to try next.")
+def diagnose_(session: Session, args: list[str]) -> str:
+    if args:
+        raise UsageError("diagnose takes no arguments", arg=0)
+    return "\n".join(format_findings(*session.diagnosis()))

@@ -7,6 +7,7 @@ import sys
 from typing import Iterable, Iterator
 
 from msdbg.commands.scripts import CommandSource, run_commands
+from msdbg.engine.diagnose import format_findings
 from msdbg.errors import UsageError
 from msdbg.frontends.capture_run import RunOptions, run_under_capture
 from msdbg.frontends.report import summary
@@ -54,6 +55,11 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
           f"step{'s' if steps != 1 else ''} ({session.tensors_checked} tensors checked)")
     for line in lines:
         print(line)
+    findings, unexplained = session.diagnosis()
+    if session.hits:
+        print("diagnosis:")
+        for line in format_findings(findings, unexplained):
+            print("  " + line)
     if json_out:
         write_json(session, json_out)
     if session.errors:
@@ -66,7 +72,9 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
 
 
 def write_json(session: Session, path: str) -> None:
-    document = {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors)}
+    findings, unexplained = session.diagnosis()
+    document = {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
+                "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
     try:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1)

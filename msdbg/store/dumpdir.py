@@ -116,6 +116,10 @@ class DumpDir:
                 self.graph_errors[cache_key] = str(exc)
         return self._graphs[cache_key]
 
+    def loaded_graphs(self) -> list[Graph]:
+        """The graphs read so far (every graph of an evaluated step)."""
+        return [graph for graph in self._graphs.values() if graph is not None]
+
     # ----- tensors ------------------------------------------------------------------------------
     def tensors(self, key: StepKey) -> list[TensorEntry]:
         """All tensor files of a step, classified, in execution order."""

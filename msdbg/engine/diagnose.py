@@ -1,0 +1,234 @@
+"""diagnose: map hits (and graph patterns) to the accuracy guide's causes, with next steps.
+
+Rules are data: an id, the cause in the guide's words, the guide section to read, advice, and a matcher that
+returns the evidence (hits or node names) or nothing. Hits that no rule explains are reported as having no
+known cause rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from msdbg.engine.hits import Hit
+from msdbg.store.graph import PASSTHROUGH_OPS, Graph
+
+OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
+SATURATING_OPS = {"Sigmoid", "Tanh"}
+LOGITS_LOSS_OPS = {"BCEWithLogitsLoss", "BinaryCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits"}
+GUIDE = "../shared/seed/accuracy_optimization.md"
+
+
+#: A cause that, when found, likely produces these other findings as consequences.
+CONSEQUENCES = {
+    "zero_initialization": {"dead_relu", "vanishing_gradients", "frozen_parameters", "no_parameter_updates"},
+    "dead_relu": {"frozen_parameters", "vanishing_gradients", "no_parameter_updates"},
+    "unnormalised_input": {"saturated_activation", "learning_rate_too_high"},
+    "vanishing_gradients": {"frozen_parameters", "no_parameter_updates"},
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule that matched, with what it matched on, and the root cause it likely follows from, if any."""
+
+    rule: "Rule"
+    evidence: tuple[str, ...]
+    consequence_of: str | None = None
+
+    def to_json(self) -> dict:
+        return {"rule": self.rule.id, "cause": self.rule.cause, "guide": self.rule.guide,
+                "advice": list(self.rule.advice), "evidence": list(self.evidence),
+                "consequence_of": self.consequence_of}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A known cause: how to recognise it (``match`` returns evidence) and which hit conditions it explains."""
+
+    id: str
+    cause: str
+    guide: str
+    advice: tuple[str, ...]
+    match: Callable[[list[Hit], list[Graph]], list[str]]
+    explains: frozenset[str] = frozenset()
+
+
+def _origins(hits: list[Hit], op_types: set[str]) -> list[str]:
+    return sorted({f"{h.entry.op_type} {h.entry.node} (step {h.step})" for h in hits
+                   if h.first_offending and h.condition in OVERFLOW_CONDITIONS and h.entry.op_type in op_types})
+
+
+def _of(conditions: set[str], predicate: Callable[[Hit], bool] = lambda h: True) -> Callable:
+    """Evidence: the tensors of hits of these conditions that really crossed a bound (not merely non-finite)."""
+    def match(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+        return sorted({_name(h) for h in hits if h.condition in conditions and _finite(h) and predicate(h)})
+
+    return match
+
+
+def _finite(hit: Hit) -> bool:
+    return not any(key in hit.stats and hit.stats[key] for key in ("nan", "pos_inf", "neg_inf"))
+
+
+def _name(hit: Hit) -> str:
+    return hit.entry.param if hit.entry.category in ("weight", "gradient") and hit.entry.param else hit.entry.node
+
+
+def _frozen(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    """weight_not_changed on some weights while other weights do change."""
+    frozen = {h.entry.param for h in hits if h.condition == "weight_not_changed" and h.entry.param}
+    weights = {name for graph in graphs for name, category in graph.param_category.items() if category == "weight"}
+    return sorted(frozen) if frozen and weights - frozen else []
+
+
+def _all_frozen(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    frozen = {h.entry.param for h in hits if h.condition == "weight_not_changed" and h.entry.param}
+    weights = {name for graph in graphs for name, category in graph.param_category.items() if category == "weight"}
+    return sorted(frozen) if frozen and weights and not weights - frozen else []
+
+
+def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    vanishing = _of({"gradient_vanishing"})(hits, graphs)
+    if not vanishing:
+        return []
+    saturating = sorted({n.op_type for g in graphs for n in g.nodes.values() if n.op_type in SATURATING_OPS})
+    return vanishing + [f"graph uses {', '.join(saturating)}"] if saturating else vanishing
+
+
+def _is_loss(hit: Hit) -> bool:
+    node = hit.entry.node.lower()
+    return hit.entry.category == "activation" and ("loss" in node or hit.entry.op_type in {"ReduceMean", "ReduceSum"})
+
+
+def _sigmoid_into_logits_loss(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    found = []
+    for graph in graphs:
+        for node in graph.nodes.values():
+            if node.op_type not in LOGITS_LOSS_OPS:
+                continue
+            for source in node.inputs[:1]:
+                producer = graph.nodes.get(source)
+                while producer is not None and producer.op_type in PASSTHROUGH_OPS and producer.inputs:
+                    producer = graph.nodes.get(producer.inputs[0])
+                if producer is not None and producer.op_type == "Sigmoid":
+                    found.append(f"{producer.full_name} -> {node.op_type} {node.full_name}")
+    return sorted(set(found))
+
+
+_NAN_SECTION = "Checking the Loss Curve: an abnormal loss value (NaN, +/-INF); Common Causes: API computation"
+RULES: tuple[Rule, ...] = (
+    Rule("log_of_nonpositive", "API computation: Log of 0 or a negative number gives -inf/NaN", _NAN_SECTION,
+         ("the input of Log reaches 0 (or below): add a small epsilon, log(x + 1e-8), or clamp it",
+          "for probabilities use log_softmax (nn.LogSoftmax) instead of log(softmax(x))",
+          "check the input data for zeros or missing values recorded as 0"),
+         lambda hits, graphs: _origins(hits, {"Log", "Log1p"}),
+         explains=frozenset(OVERFLOW_CONDITIONS)),
+    Rule("division_by_zero", "API computation: a division by zero gives Inf or NaN (0/0)", _NAN_SECTION,
+         ("the divisor reaches 0: add an epsilon to it (x / (s + 1e-8)) or guard the all-zero case",
+          "check hand-written normalisations (x / x.sum(), x / x.std()) and the rows of data they see"),
+         lambda hits, graphs: _origins(hits, {"RealDiv", "Div", "FloorDiv", "Reciprocal"}),
+         explains=frozenset(OVERFLOW_CONDITIONS)),
+    Rule("sqrt_of_negative", "API computation: Sqrt/Rsqrt of a negative number or 0", _NAN_SECTION,
+         ("clamp the input to a small positive value before Sqrt/Rsqrt, or add an epsilon",),
+         lambda hits, graphs: _origins(hits, {"Sqrt", "Rsqrt"}),
+         explains=frozenset(OVERFLOW_CONDITIONS)),
+    Rule("exp_overflow", "API computation: Exp of a large value overflows", _NAN_SECTION,
+         ("use numerically stable forms (log-sum-exp, softmax with max subtracted)",
+          "check the learning rate: growing activations often come from too large updates"),
+         lambda hits, graphs: _origins(hits, {"Exp"}),
+         explains=frozenset(OVERFLOW_CONDITIONS)),
+    Rule("learning_rate_too_high", "Hyperparameters: the learning rate is too high, updates explode",
+         "Hyperparameter Optimization: Selection and Optimization of Learning Rates",
+         ("lower the learning rate (by 10x to start), or add warm-up",
+          "clip gradients (ops.clip_by_global_norm) to bound single bad steps"),
+         _of({"weight_change_too_large", "gradient_too_large"}),
+         explains=frozenset(OVERFLOW_CONDITIONS | {"weight_change_too_large", "gradient_too_large", "tensor_too_large"})),
+    Rule("vanishing_gradients", "Weight initialisation / activation choice: gradients vanish in early layers",
+         "Checking the Loss Curve: gradient explosion and disappearance; Selection and Optimization of Initial "
+         "Weight Values; of Activation Functions",
+         ("initialise with XavierUniform/HeUniform instead of tiny normals",
+          "replace Sigmoid/Tanh in deep stacks by ReLU, or add BatchNorm / residual connections"),
+         _vanishing,
+         explains=frozenset({"gradient_vanishing"})),
+    Rule("dead_relu", "Activation saturation: a ReLU outputs only zeros, its layer no longer learns",
+         "Checking the Loss Curve: the activation value is saturated or too weak",
+         ("check the bias initialisation and the inputs of the layer before the ReLU",
+          "lower the learning rate; consider LeakyReLU"),
+         _of({"activation_range", "tensor_all_zero"}, lambda h: h.entry.op_type == "ReLU"),
+         explains=frozenset({"activation_range", "tensor_all_zero"})),
+    Rule("saturated_activation", "Activation saturation: Sigmoid/Tanh outputs sit at their flat ends",
+         "Checking the Loss Curve: the activation value is saturated or too weak",
+         ("normalise the inputs of the layer; lower initial weights' scale or the learning rate",
+          "prefer ReLU-family activations in hidden layers"),
+         _of({"activation_range"}, lambda h: h.entry.op_type in SATURATING_OPS),
+         explains=frozenset({"activation_range"})),
+    Rule("frozen_parameters", "Model structure: parameters improperly frozen, never updated",
+         "Checking the Loss Curve: the weight is improperly frozen",
+         ("these parameters are not updated: give them to the optimizer (net.trainable_params())",
+          "check requires_grad=False and stop_gradient on their path"),
+         _frozen,
+         explains=frozenset({"weight_not_changed"})),
+    Rule("no_parameter_updates", "Hyperparameters / optimizer: no weight changes at all",
+         "Checking the Loss Curve: weight change below threshold",
+         ("check that the optimizer is called each step and the learning rate is not 0",),
+         _all_frozen,
+         explains=frozenset({"weight_not_changed"})),
+    Rule("zero_initialization", "Weight initialisation: a weight starts all zero, its units stay identical",
+         "Common Tuning Suggestions: Selection and Optimization of Initial Weight Values",
+         ("initialise weights with HeUniform/XavierUniform (biases at zero are fine)",),
+         _of({"weight_initialization"}),
+         explains=frozenset({"weight_initialization", "gradient_vanishing", "weight_not_changed"})),
+    Rule("unnormalised_input", "Data: input features are not normalised (very large values)",
+         "Data Optimization: Normalizing Data; Checking the Input Data",
+         ("standardise each feature (subtract the mean, divide by the std) before training",),
+         _of({"tensor_too_large", "tensor_range"}, lambda h: h.entry.category == "input"),
+         explains=frozenset({"tensor_too_large", "tensor_range"})),
+    Rule("sigmoid_into_logits_loss", "Algorithm / API misuse: a Sigmoid output fed to a loss that applies sigmoid",
+         "Checking the Code and Hyperparameters: the loss function is correctly implemented",
+         ("remove the Sigmoid before BCEWithLogitsLoss (it expects logits), or use BCELoss on probabilities",),
+         _sigmoid_into_logits_loss,
+         explains=frozenset(set())),
+    Rule("loss_zero", "Data: loss is (nearly) 0 at once: label leakage, or the task is trivial",
+         "Checking the Loss Curve: other loss symptoms (loss 0)",
+         ("check that labels (or a function of them) are not among the input features",
+          "check that training and evaluation data do not overlap"),
+         _of({"tensor_all_zero", "tensor_too_small"}, _is_loss),
+         explains=frozenset({"tensor_all_zero", "tensor_too_small"})),
+)
+
+
+def diagnose(hits: list[Hit], graphs: Iterable[Graph]) -> tuple[list[Finding], list[str]]:
+    """Findings of every matching rule, and the hit conditions no rule explains ("no known cause")."""
+    graph_list = list(graphs)
+    matched = [(rule, tuple(evidence)) for rule in RULES if (evidence := rule.match(hits, graph_list))]
+    ids = [rule.id for rule, _ in matched]
+    findings = [Finding(rule, evidence, _root_of(rule.id, ids)) for rule, evidence in matched]
+    findings.sort(key=lambda f: f.consequence_of is not None)
+    explained = set().union(*(f.rule.explains for f in findings))
+    nan_origin_found = "tensor_overflow" in explained  # then NaN/Inf crossing other bounds follows from it
+    unexplained = sorted({h.condition for h in hits
+                          if h.condition not in explained and (_finite(h) or not nan_origin_found)})
+    return findings, unexplained
+
+
+def _root_of(rule_id: str, found: list[str]) -> str | None:
+    """Another found cause that commonly produces this one."""
+    return next((root for root in found if root != rule_id and rule_id in CONSEQUENCES.get(root, ())), None)
+
+
+def format_findings(findings: list[Finding], unexplained: list[str]) -> list[str]:
+    """Text for the prompt and reports."""
+    lines = []
+    for finding in findings:
+        rule = finding.rule
+        lines.append(f"cause [{rule.id}]: {rule.cause}")
+        if finding.consequence_of:
+            lines.append(f"  (likely a consequence of [{finding.consequence_of}])")
+        shown = finding.evidence[:5]
+        lines.append(f"  evidence: {'; '.join(shown)}{' ...' if len(finding.evidence) > 5 else ''}")
+        lines.extend(f"  try: {advice}" for advice in rule.advice)
+        lines.append(f"  read: {GUIDE}, {rule.guide}")
+    if unexplained:
+        lines.append(f"no known cause for hits of: {', '.join(unexplained)}")
+    return lines or ["No hits, nothing to diagnose."]
