@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="evaluate watchpoints on an existing MindSpore dump directory",
                            description="Check every rank, graph and iteration of a dump written by MindSpore.")
+    demo = sub.add_parser("demo", help="list the bundled demos, or run one under the debugger",
+                          description="Run a bundled training with one planted cause, its watchpoints loaded.")
+    demo.add_argument("name", metavar="NAME", nargs="?", help="the demo to run (none: list them)")
+    _add_command_options(demo)
+    demo.add_argument("--batch", action="store_true", help="no prompt: train to the end and report")
+
     check.add_argument("dump_dir", metavar="DUMP_DIR")
     _add_command_options(check)
     check.add_argument("--rank", metavar="R", type=_non_negative_int, help="check rank R only")
@@ -89,7 +95,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     commands.extend(CommandSource(text) for text in args.commands)
     if args.subcommand == "check":
         return batch.check_dump(args.dump_dir, commands, args.json, rank=args.rank, steps=args.steps)
-    options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
+    if args.subcommand == "demo":
+        from msdbg.frontends import demos
+
+        if args.name is None:
+            print(demos.listing())
+            return 0
+        script, watch_file = demos.demo_files(args.name)
+        demo_commands = read_command_file(watch_file) if watch_file else []
+        options = RunOptions(script, [], demo_commands + commands, args.json)
+    else:
+        options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
     if args.batch:
         return batch.run_batch(options)
     from msdbg.frontends.live import run_interactive

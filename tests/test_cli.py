@@ -22,3 +22,26 @@ def test_version_and_module_entry():
 def test_no_subcommand_prints_help_and_exits_2():
     done = run_msdbg()
     assert done.returncode == 2 and "run" in done.stdout and "check" in done.stdout
+
+
+def test_demo_lists_demos_with_their_summaries():
+    done = run_msdbg("demo")
+    assert done.returncode == 0
+    assert "nan_log   " in done.stdout or "nan_log  " in done.stdout
+    assert "a custom @ms.jit training loop whose loss turns NaN at step 3" in done.stdout
+
+
+def test_unknown_demo():
+    done = run_msdbg("demo", "nope")
+    assert done.returncode == 2 and "unknown demo 'nope'; available:" in done.stderr and "nan_log" in done.stderr
+
+
+def test_demo_runs_with_its_watch_file(tmp_path):
+    out = tmp_path / "hits.json"
+    done = run_msdbg("demo", "nan_log", "--batch", "--nx", "--json", str(out))
+    assert done.returncode == 1
+    import json
+    document = json.loads(out.read_text())
+    assert any(h["first_offending"] and h["op_type"] == "Log" for h in document["hits"])
+    assert [d["rule"] for d in document["diagnosis"]] == ["log_of_nonpositive"]
+    assert document["unexplained"] == []

@@ -48,7 +48,7 @@ def _commands():
 
 
 def test_demo_watch_file_is_valid_and_finds_the_nan():
-    done = run_msdbg("run", "--batch", "--nx", "-x", str(DEMOS / "nan_watch.msdbg"), str(DEMOS / "nan_log.py"))
+    done = run_msdbg("run", "--batch", "--nx", "-x", str(DEMOS / "nan_log.msdbg"), str(DEMOS / "nan_log.py"))
     assert done.returncode == 1, done.stderr[-2000:]
     assert "origin: Log Default/Log-op0" in done.stdout
 

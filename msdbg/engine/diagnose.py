@@ -16,7 +16,7 @@ from msdbg.store.graph import PASSTHROUGH_OPS, Graph
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
 SATURATING_OPS = {"Sigmoid", "Tanh"}
 LOGITS_LOSS_OPS = {"BCEWithLogitsLoss", "BinaryCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits"}
-GUIDE = "../shared/seed/accuracy_optimization.md"
+GUIDE = "MindSpore accuracy guide (Accuracy Problem Locating and Optimization Guide)"
 
 
 #: A cause that, when found, likely produces these other findings as consequences.
