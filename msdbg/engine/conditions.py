@@ -169,9 +169,10 @@ def _overflow(condition: Condition, stats: TensorStats, params: dict[str, float]
     return Verdict(True, (_nonfinite_reason(stats),))
 
 
-def _bounds(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+def _bounds(condition: Condition, stats: TensorStats, params: dict[str, float],
+            nonfinite_hits: bool = True) -> Verdict:
     reasons = []
-    if stats.nonfinite_count:
+    if nonfinite_hits and stats.nonfinite_count:
         reasons.append(_nonfinite_reason(stats) + "; bounds cannot pass")
     for spec in condition.bounds:
         if spec.name not in params:
@@ -194,10 +195,12 @@ def _unchanged(condition: Condition, stats: TensorStats, params: dict[str, float
 
 
 def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
-    bounded = _bounds(condition, stats, params)
-    if any(p in params for p in (s.name for s in condition.bounds)):
-        return bounded
-    return _overflow(condition, stats, params)
+    """With no bound, any NaN/Inf hits. With count bounds, they decide; NaN/Inf still hit (never pass silently)
+    unless the watchpoint bounds a NaN/Inf count itself, whose threshold then says how many are too many."""
+    if not any(spec.name in params for spec in condition.bounds):
+        return _overflow(condition, stats, params)
+    counts_nonfinite = any(name in params for name in _NONFINITE_COUNT_BOUNDS)
+    return _bounds(condition, stats, params, nonfinite_hits=not counts_nonfinite)
 
 
 # tensor_turbulence's spike test needs the running average (history.History.judge_turbulence); on its own
@@ -215,6 +218,7 @@ def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
 _RANGE = (ParamSpec("range_start_inclusive"), ParamSpec("range_end_inclusive"),
           ParamSpec("range_percentage_lt", "range_percentage"), ParamSpec("range_percentage_gt", "range_percentage"),
           ParamSpec("max_min_lt", "max_min"), ParamSpec("max_min_gt", "max_min"))
+_NONFINITE_COUNT_BOUNDS = ("nan_count_gt", "pos_inf_count_gt", "neg_inf_count_gt")
 _HEALTH = tuple(ParamSpec(f"{name}_count_gt", name) for name in ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos"))
 _UNAVAILABLE_OVERFLOW = ("operator_overflow reads the overflow dumps Ascend writes for ops that overflowed; CPU and "
                          "GPU write none, so use tensor_overflow (NaN/Inf in any tensor) there")
