@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from msdbg.control import RunControl
+from msdbg.engine.crossrank import evaluate_across_ranks
 from msdbg.engine.diagnose import Finding, diagnose
 from msdbg.engine.evaluate import StepResult, evaluate_step
 from msdbg.engine.hits import Hit
@@ -30,12 +32,14 @@ class Session:
     current: StepKey | None = None
     control: RunControl | None = None
     color: bool = False
+    rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
         if self.dump is None:
             return []
-        return [(key, self.evaluate_step(key)) for key in self.dump.steps() if key not in self.done]
+        return [(key, self.evaluate_step(key)) for key in self.dump.steps()
+                if key not in self.done and (self.rank is None or key.rank == self.rank)]
 
     def evaluate_step(self, key: StepKey) -> StepResult:
         """Evaluate the active watchpoints on one iteration folder and record the outcome."""
@@ -54,6 +58,26 @@ class Session:
         self.tensors_checked += result.tensors_checked
         self.current = key
         return result
+
+    def evaluate_across_ranks(self, keys: list[StepKey]) -> None:
+        """Evaluate cross-rank watchpoints on every (net, graph, iteration) that several of ``keys``' ranks hold."""
+        cross = [w for w in self.watchpoints.active() if w.condition.cross_rank]
+        if not cross or self.dump is None:
+            return
+        groups: dict[tuple[str, int, int], dict[int, StepKey]] = defaultdict(dict)
+        for key in keys:
+            groups[(key.net, key.graph, key.iteration)][key.rank] = key
+        if all(len(group) < 2 for group in groups.values()):
+            for watchpoint in cross:
+                self.notes.append(f"watchpoint {watchpoint.number} ({watchpoint.condition.name}): the dump holds "
+                                  "one rank only; nothing to compare")
+            return
+        for group in groups.values():
+            by_rank = {rank: (self.dump.tensors(key), self.dump.graph(rank, key.graph)) for rank, key in group.items()}
+            result = evaluate_across_ranks(by_rank, cross)
+            self.hits.extend(result.hits)
+            self.errors.extend(result.errors)
+            self.tensors_checked += result.tensors_checked
 
     def diagnosis(self) -> tuple[list[Finding], list[str]]:
         """The accuracy guide's causes that the hits (and graphs) point to, and hit conditions none explains."""

@@ -65,11 +65,14 @@ def disable(session: Session, args: list[str]) -> str:
     return f"Disabled watchpoint {args[0]}"
 
 
-@command("info", "info watchpoints | info hits | info step", "Show watchpoints, hits so far, or where training is.")
+@command("info", "info watchpoints | info hits | info step | info ranks",
+         "Show watchpoints, hits so far, where training is, or the ranks of the dump.")
 def info(session: Session, args: list[str]) -> str:
     what = args[0] if len(args) == 1 else ""
     if what and "step".startswith(what):
         return _step_info(session)
+    if what and "ranks".startswith(what):
+        return _ranks_info(session)
     if "watchpoints".startswith(what) and what:
         items = session.watchpoints.items.values()
         return "\n".join(w.describe() for w in items) if items else "No watchpoints."
@@ -77,7 +80,38 @@ def info(session: Session, args: list[str]) -> str:
         if not session.hits:
             return "No hits."
         return "\n".join(f"#{i} " + format_hit(h) for i, h in enumerate(session.hits, start=1))
-    raise UsageError("usage: info watchpoints | info hits | info step")
+    raise UsageError("usage: info watchpoints | info hits | info step | info ranks", arg=0 if args else None)
+
+
+def _ranks_info(session: Session) -> str:
+    if session.dump is None or not session.dump.ranks():
+        return "No ranks yet."
+    lines = []
+    for rank in session.dump.ranks():
+        steps = [k for k in session.dump.steps() if k.rank == rank]
+        hits = sum(1 for h in session.hits if h.entry.step.rank == rank)
+        shown = " (shown)" if session.current is not None and session.current.rank == rank else ""
+        span = f"steps {steps[0].iteration}..{steps[-1].iteration} on disk" if steps else "no steps on disk"
+        lines.append(f"rank {rank}: {span}, {hits} hits{shown}")
+    return "\n".join(lines)
+
+
+@command("rank", "rank N", "Look at rank N: the same graph and step on that rank (a dump with several ranks).")
+def rank(session: Session, args: list[str]) -> str:
+    if len(args) != 1 or not args[0].isdigit():
+        raise UsageError("usage: rank N", arg=0 if args else None)
+    wanted = int(args[0])
+    ranks = session.dump.ranks() if session.dump else []
+    if wanted not in ranks:
+        raise UsageError(f"no rank {wanted}; ranks: {', '.join(map(str, ranks)) or 'none'}", arg=0)
+    steps = [k for k in session.dump.steps() if k.rank == wanted]
+    current = session.current
+    same = [k for k in steps if current and (k.net, k.graph, k.iteration) == (current.net, current.graph,
+                                                                            current.iteration)]
+    if not steps:
+        raise UsageError(f"rank {wanted} has no steps on disk", arg=0)
+    session.current = same[0] if same else steps[-1]
+    return f"Rank {wanted}: step {session.current.iteration} of graph {session.current.graph}"
 
 
 def _step_info(session: Session) -> str:

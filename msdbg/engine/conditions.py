@@ -68,6 +68,7 @@ class Condition:
     initial: bool = False
     needs_range: bool = False
     history: bool = False  # needs the running averages of past steps (tensor_turbulence)
+    cross_rank: bool = False  # compares the same tensor across ranks at one step (msdbg.engine.crossrank)
     available: bool = True
     unavailable_reason: str = ""
 
@@ -258,6 +259,12 @@ CONDITIONS: dict[str, Condition] = {
                   "factor beta, after warmup steps): loss and gradient spikes", ANY, "turbulence",
                   (ParamSpec("threshold", None, 1.0), ParamSpec("beta", None, 0.99), ParamSpec("warmup", None, 3.0)),
                   history=True),
+        Condition("rank_weight_mismatch", "a weight differs between ranks at the same step (at the first step: "
+                  "different initial weights, no common seed or checkpoint)", WEIGHT, "cross_rank",
+                  (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
+        Condition("rank_gradient_mismatch", "the (all-reduced) gradient of a parameter differs between ranks "
+                  "at the same step, in data-parallel training", GRADIENT, "cross_rank",
+                  (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
         Condition("operator_overflow", "an op overflowed (Ascend overflow dump)", ANY, "overflow",
                   available=False, unavailable_reason=_UNAVAILABLE_OVERFLOW),
     )

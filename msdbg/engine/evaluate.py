@@ -97,7 +97,8 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     for entry in entries:
         if not evaluated(entry) or not is_float(entry):
             continue
-        watching = [w for w in watchpoints if w.watches(entry) and (first_step or not w.condition.initial)]
+        watching = [w for w in watchpoints if w.watches(entry) and not w.condition.cross_rank
+                    and (first_step or not w.condition.initial)]
         if not watching:
             continue
         try:

@@ -72,6 +72,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
 
 
 def write_json(session: Session, path: str) -> None:
+    """Write the JSON report; ``{rank}`` in the path becomes this process's rank (one file per launched rank)."""
+    path = path.replace("{rank}", str(session.rank if session.rank is not None else 0))
     findings, unexplained = session.diagnosis()
     document = {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
                 "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
@@ -99,6 +101,7 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
         raise UsageError(f"--steps {steps}: no iteration of {root} is selected")
     for key in with_progress(selected, "checking"):
         session.evaluate_step(key)
+    session.evaluate_across_ranks(selected)
     return finish(session, json_out)
 
 

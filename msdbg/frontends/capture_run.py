@@ -31,16 +31,28 @@ class RunOptions:
     interactive: bool = False
 
 
-def prepare_dump_dir(requested: str | None) -> tuple[str, bool]:
-    """The dump directory to use and whether msdbg owns it (and removes it at exit)."""
+def launcher_rank() -> int | None:
+    """This process's rank when a launcher (msrun, mpirun with MindSpore's env) started it, else None."""
+    value = os.environ.get("RANK_ID", "")
+    return int(value) if value.isdigit() else None
+
+
+def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[str, bool]:
+    """The dump directory to use and whether msdbg owns it (and removes it at exit).
+
+    Under a launcher every rank shares one ``--dump-dir``: the other ranks' folders are expected there, only this
+    rank's own ``rank_N`` must not exist yet.
+    """
     if requested is None:
         return tempfile.mkdtemp(prefix="msdbg-dump-"), True
     path = os.path.abspath(requested)
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise UsageError(f"--dump-dir {requested}: parent directory {parent} does not exist")
-    if os.path.isdir(path) and any(name.startswith("rank_") for name in os.listdir(path)):
-        raise UsageError(f"--dump-dir {requested}: already holds a dump (rank_* folders); use an empty directory")
+    taken = [n for n in (os.listdir(path) if os.path.isdir(path) else []) if n.startswith("rank_")]
+    if taken and (rank is None or f"rank_{rank}" in taken):
+        mine = f"rank_{rank}" if rank is not None else "rank_* folders"
+        raise UsageError(f"--dump-dir {requested}: already holds a dump ({mine}); use an empty directory")
     os.makedirs(path, exist_ok=True)
     return path, False
 
@@ -59,11 +71,13 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
 
     if not os.path.isfile(options.script):
         raise UsageError(f"training script {options.script}: no such file")
-    dump_root, owned = prepare_dump_dir(options.dump_dir)
+    rank = launcher_rank()
+    dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
     config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
     try:
         install_dump_config(dump_config(dump_root), config_dir)
         session.dump = DumpDir(dump_root)
+        session.rank = rank
 
         def before_first_compile() -> None:
             """MindSpore reads the dump config at the first compile, when the device target is known."""
@@ -81,7 +95,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                       + traceback.format_exc(), file=sys.stderr)
                 return
             on_steps(results)
-            retention.prune(session.dump, session.done, options.keep_steps)
+            retention.prune(session.dump, session.done, options.keep_steps, rank)
 
         if before_training is not None:
             before_training()

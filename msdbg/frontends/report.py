@@ -6,7 +6,8 @@ from collections import defaultdict
 
 from msdbg.engine.hits import Hit
 
-_SHOWN_STATS = ("nan", "pos_inf", "neg_inf", "min", "max", "mean", "abs_mean", "size")
+_SHOWN_STATS = ("nan", "pos_inf", "neg_inf", "min", "max", "mean", "abs_mean", "size", "max_abs_diff",
+                "reference_rank")
 
 
 def format_stats(stats: dict) -> str:
