@@ -161,6 +161,7 @@ CONDITION_KIND = {
     "tensor_too_small": "bounds", "tensor_all_zero": "bounds", "weight_not_changed": "unchanged",
     "weight_change_too_large": "bounds", "weight_change_too_small": "bounds", "activation_range": "bounds",
     "tensor_range": "bounds", "tensor_health": "health", "tensor_turbulence": "turbulence",
+    "rank_weight_mismatch": "cross_rank", "rank_gradient_mismatch": "cross_rank",
     "operator_overflow": "overflow",
 }
 TARGETS = {
@@ -170,6 +171,7 @@ TARGETS = {
     "tensor_too_small": None, "tensor_all_zero": None, "weight_not_changed": {"weight"},
     "weight_change_too_large": {"weight"}, "weight_change_too_small": {"weight"},
     "activation_range": {"activation"}, "tensor_range": None, "tensor_health": None, "tensor_turbulence": None,
+    "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"},
 }
 CATEGORIES = ("weight", "gradient", "activation", "optimizer_state", "input")
 

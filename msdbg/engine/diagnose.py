@@ -97,8 +97,13 @@ def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
 
 
 def _is_loss(hit: Hit) -> bool:
-    node = hit.entry.node.lower()
-    return hit.entry.category == "activation" and ("loss" in node or hit.entry.op_type in {"ReduceMean", "ReduceSum"})
+    """A loss value: inside a loss cell's scope (not merely under WithLossCell), or a scalar mean/sum."""
+    if hit.entry.category != "activation":
+        return False
+    scopes = hit.entry.node.split("/")[:-1]
+    in_loss_cell = any("loss" in part.lower() and not part.startswith("network-WithLossCell") for part in scopes)
+    scalar_reduction = hit.entry.op_type in {"ReduceMean", "ReduceSum"} and hit.stats.get("size") == 1
+    return in_loss_cell or scalar_reduction
 
 
 def _sigmoid_into_logits_loss(hits: list[Hit], graphs: list[Graph]) -> list[str]:

@@ -56,7 +56,7 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     for line in lines:
         print(line)
     findings, unexplained = session.diagnosis()
-    if session.hits:
+    if session.hits or findings:
         print("diagnosis:")
         for line in format_findings(findings, unexplained):
             print("  " + line)

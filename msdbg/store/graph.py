@@ -139,8 +139,9 @@ class Graph:
     def ancestors(self, name: str) -> frozenset[str]:
         """Names of every node the given node's value depends on in this step.
 
-        A parameter node stands for the value written at the end of the step, so its ancestors are the
-        ops that update it; forward reads of a parameter see the value from before the step and add no edge.
+        A weight or state parameter node stands for the value written at the end of the step, so its ancestors
+        are the ops that update it; forward reads of it see the value from before the step and add no edge.
+        Data inputs are never updated, so reading one is an edge like any other.
         """
         cached = self._ancestor_cache.get(name)
         if cached is not None:
@@ -178,7 +179,8 @@ class Graph:
             return []
         if node.is_parameter:
             return self.updaters.get(name, [])
-        return [i for i in node.inputs if i in self.nodes and not self.nodes[i].is_parameter]
+        return [i for i in node.inputs if i in self.nodes
+                and (not self.nodes[i].is_parameter or self.param_category.get(i) == "input")]
 
     # ----- classification -----------------------------------------------------------------------
     def _is_update_op(self, node: Node) -> bool:
