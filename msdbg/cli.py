@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command_options(run)
     run.add_argument("--batch", action="store_true", help="no prompt: run commands, train to the end, report")
     run.add_argument("--dump-dir", metavar="DIR", help="where MindSpore dumps (default: a private temp dir, removed at exit)")
+    run.add_argument("--listen", nargs="?", const="unix", metavar="ADDRESS",
+                     help="run at full speed with an agent waiting for 'msdbg attach' (a Unix socket by PID, or "
+                          "tcp:127.0.0.1:PORT with a printed token)")
     run.add_argument("--keep-steps", metavar="K", type=_positive_int, default=2,
                      help="keep only the last K step folders of each graph (default 2)")
     run.add_argument("script", metavar="SCRIPT", help="the training script")
@@ -28,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="evaluate watchpoints on an existing MindSpore dump directory",
                            description="Check every rank, graph and iteration of a dump written by MindSpore.")
+    attach = sub.add_parser("attach", help="attach to a training started with --listen or msdbg.enable()",
+                            description="Open the debugger on a running training, as gdb -p does.")
+    attach.add_argument("target", metavar="TARGET", help="the training's PID, or tcp:HOST:PORT")
+    attach.add_argument("--token", help="the token printed by a tcp listener")
+    attach.add_argument("--batch", action="store_true", help="run the commands, print the hits so far, detach")
+    _add_command_options(attach)
+
     demo = sub.add_parser("demo", help="list the bundled demos, or run one under the debugger",
                           description="Run a bundled training with one planted cause, its watchpoints loaded.")
     demo.add_argument("name", metavar="NAME", nargs="?", help="the demo to run (none: list them)")
@@ -95,6 +105,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     commands.extend(CommandSource(text) for text in args.commands)
     if args.subcommand == "check":
         return batch.check_dump(args.dump_dir, commands, args.json, rank=args.rank, steps=args.steps)
+    if args.subcommand == "attach":
+        from msdbg.remote.client import attach
+
+        return attach(args.target, args.token, commands, args.batch, args.json)
     if args.subcommand == "demo":
         from msdbg.frontends import demos
 
@@ -106,6 +120,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         options = RunOptions(script, [], demo_commands + commands, args.json)
     else:
         options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
+    if getattr(args, "listen", None):
+        from msdbg.frontends.listen import run_listening
+
+        return run_listening(options, None if args.listen == "unix" else args.listen)
     if args.batch:
         return batch.run_batch(options)
     from msdbg.frontends.live import run_interactive

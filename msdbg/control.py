@@ -19,6 +19,7 @@ class RunControl:
     pause_requested: bool = False
     exit_code: int | None = None
     repeatable: str = ""  # the last step/continue line, repeated by an empty line as in pdb
+    remote: bool = False  # commands come from an attached client (msdbg attach), not a local prompt
 
     def request(self, action: str, steps: int | None = None) -> None:
         """Leave the prompt: ``continue`` (until a hit, or ``steps`` more), ``step`` or ``quit``."""

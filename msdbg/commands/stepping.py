@@ -46,3 +46,21 @@ def quit_(session: Session, args: list[str]) -> str:
         raise UsageError("'quit' only means something at the prompt")
     session.control.request("quit")
     return ""
+
+
+@command("pause", "pause", "Attached to a running training: pause it at the next step boundary.")
+def pause(session: Session, args: list[str]) -> str:
+    control = _control(session, "pause")
+    if control.state == "paused":
+        return "Already paused."
+    control.pause_requested = True
+    return "Pausing at the next step boundary."
+
+
+@command("detach", "detach", "Leave an attached training: it goes on; watchpoints stay active and their hits are "
+         "remembered for the next attach.")
+def detach(session: Session, args: list[str]) -> str:
+    if session.control is None or not session.control.remote:
+        raise UsageError("'detach' is for a session opened with msdbg attach")
+    session.control.request("detach")
+    return "Detached; training goes on, watchpoints stay active and hits are kept for the next attach."

@@ -71,12 +71,17 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     return script_code
 
 
+def report_document(session: Session) -> dict:
+    """The ``--json`` document: hits, errors, diagnosis."""
+    findings, unexplained = session.diagnosis()
+    return {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
+            "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
+
+
 def write_json(session: Session, path: str) -> None:
     """Write the JSON report; ``{rank}`` in the path becomes this process's rank (one file per launched rank)."""
     path = path.replace("{rank}", str(session.rank if session.rank is not None else 0))
-    findings, unexplained = session.diagnosis()
-    document = {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
-                "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
+    document = report_document(session)
     try:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1)

@@ -8,6 +8,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 ms.set_context(mode=ms.GRAPH_MODE)
+ms.set_seed(3)
 net = nn.Dense(4, 1)
 optimizer = nn.SGD(net.trainable_params(), learning_rate=0.01)
 
