@@ -88,9 +88,10 @@ def attach(target: str, token: str | None, commands: list[CommandSource], batch:
 
 
 def _interact(connection: Connection) -> int:
-    from msdbg.repl.app import LineReader
+    from msdbg.repl.app import make_reader
+    from msdbg.session import Session
 
-    reader = LineReader()
+    reader = make_reader(Session())  # the prompt completes commands, conditions and parameters locally
     while True:
         _print_events(connection)
         line = reader.read()
