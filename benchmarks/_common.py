@@ -1,0 +1,93 @@
+"""Helpers shared by the benchmarks: running msdbg and scripts in subprocesses, timing, verdict lines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for child processes: this checkout first on sys.path, MindSpore's INFO/WARNING logs off."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
+    env.pop("MINDSPORE_DUMP_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def msdbg_argv(*args: str) -> list[str]:
+    """``python -m msdbg ARGS`` with this interpreter (the ``msdbg`` console script may not be installed)."""
+    return [sys.executable, "-m", "msdbg", *args]
+
+
+def run_timed(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 900,
+              check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a command to completion, capturing its output; return (wall seconds, result)."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env or child_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - start
+    if check and done.returncode not in ok_codes:
+        sys.stderr.write(done.stdout[-3000:] + "\n" + done.stderr[-3000:] + "\n")
+        raise SystemExit(f"benchmark: {' '.join(argv[:6])} ... exited {done.returncode}")
+    return wall, done
+
+
+def verdict(value: float, target: float, *, higher_is_better: bool = False, unit: str = "x") -> str:
+    """``(target <= 1.25x: met)``."""
+    ok = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"(target {sign} {target:g}{unit}: {'met' if ok else 'MISSED'})"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def load_note() -> str:
+    """The 1/5/15-minute load averages: on a shared 2-core machine a load above ~1 means someone else is busy."""
+    one, five, fifteen = os.getloadavg()
+    return f"{os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def free_bytes(path: str) -> int:
+    return shutil.disk_usage(path).free
+
+
+def require_free_space(path: str, needed: int) -> None:
+    free = free_bytes(path)
+    print(f"free space under {path}: {free / 1e9:.1f} GB (need about {needed / 1e9:.1f} GB)")
+    if free < needed:
+        raise SystemExit(f"benchmark: not enough free disk space under {path}")
+
+
+def tree_bytes(root: str, suffix: str = "") -> tuple[int, int]:
+    """(total bytes, file count) of the files under root whose name ends with suffix."""
+    total = count = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(suffix):
+                total += os.path.getsize(os.path.join(folder, name))
+                count += 1
+    return total, count
+
+
+def write_mindspore_dump_config(path: str, dump_root: str, input_output: int = 0) -> str:
+    """MindSpore's own e2e dump configuration (what tests/conftest.py uses); no msdbg involved at training."""
+    import json
+
+    config = {
+        "common_dump_settings": {"dump_mode": 0, "path": os.path.abspath(dump_root), "net_name": "Net",
+                                 "iteration": "all", "saved_data": "tensor", "input_output": input_output,
+                                 "kernels": [], "support_device": [0, 1, 2, 3, 4, 5, 6, 7]},
+        "e2e_dump_settings": {"enable": True, "trans_flag": True},
+    }
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    return path
