@@ -8,8 +8,10 @@ Built from the files MindSpore writes beside the tensors of each rank:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 from msdbg.errors import MsdbgError
@@ -327,10 +329,34 @@ def read_graph(rank_dir: str, graph_id: int) -> Graph:
     return Graph(graph_id, nodes, param_kinds, _read_exec_order(order_path))
 
 
-def _read_pb_nodes(path: str) -> list[Node]:
-    from mindspore.train import anf_ir_pb2  # imported here: only reading a graph needs MindSpore
+def _anf_ir_pb2():
+    """MindSpore's generated ``anf_ir_pb2`` module.
 
-    model = anf_ir_pb2.ModelProto()
+    Inside a training MindSpore is already imported and its module is used. Offline (``msdbg check``) the file is
+    loaded on its own: importing MindSpore takes ~1.7 s and switches protobuf to its pure-Python parser
+    (measured: 17.7 s instead of 0.04 s for a 100k-node graph).
+    """
+    if "mindspore" in sys.modules:
+        from mindspore.train import anf_ir_pb2
+
+        return anf_ir_pb2
+    if _ANF_IR_MODULE not in sys.modules:
+        package = importlib.util.find_spec("mindspore")
+        if package is None or package.origin is None:
+            raise GraphError("reading graph files needs MindSpore installed (mindspore.train.anf_ir_pb2)")
+        location = os.path.join(os.path.dirname(package.origin), "train", "anf_ir_pb2.py")
+        spec = importlib.util.spec_from_file_location(_ANF_IR_MODULE, location)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[_ANF_IR_MODULE] = module
+    return sys.modules[_ANF_IR_MODULE]
+
+
+_ANF_IR_MODULE = "msdbg_anf_ir_pb2"
+
+
+def _read_pb_nodes(path: str) -> list[Node]:
+    model = _anf_ir_pb2().ModelProto()
     try:
         with open(path, "rb") as handle:
             model.ParseFromString(handle.read())
