@@ -83,6 +83,10 @@ class Session:
         """The accuracy guide's causes that the hits (and graphs) point to, and hit conditions none explains."""
         return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [])
 
+    def count_training_steps(self, results: list[tuple[StepKey, StepResult]]) -> int:
+        """How many of the evaluated steps are training steps (what 'step N' counts)."""
+        return sum(1 for key, _ in results if self.is_training_step(key))
+
     def is_training_step(self, key: StepKey) -> bool:
         """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
         graph = self.dump.graph(key.rank, key.graph) if self.dump else None

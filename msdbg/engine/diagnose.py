@@ -75,16 +75,22 @@ def _name(hit: Hit) -> str:
     return hit.entry.param if hit.entry.category in ("weight", "gradient") and hit.entry.param else hit.entry.node
 
 
-def _frozen(hits: list[Hit], graphs: list[Graph]) -> list[str]:
-    """weight_not_changed on some weights while other weights do change."""
+def _unchanged_weights(hits: list[Hit], graphs: list[Graph]) -> tuple[set[str], set[str]]:
+    """The weights weight_not_changed hit, and every weight of the graphs."""
     frozen = {h.entry.param for h in hits if h.condition == "weight_not_changed" and h.entry.param}
     weights = {name for graph in graphs for name, category in graph.param_category.items() if category == "weight"}
+    return frozen, weights
+
+
+def _frozen(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    """weight_not_changed on some weights while other weights do change."""
+    frozen, weights = _unchanged_weights(hits, graphs)
     return sorted(frozen) if frozen and weights - frozen else []
 
 
 def _all_frozen(hits: list[Hit], graphs: list[Graph]) -> list[str]:
-    frozen = {h.entry.param for h in hits if h.condition == "weight_not_changed" and h.entry.param}
-    weights = {name for graph in graphs for name, category in graph.param_category.items() if category == "weight"}
+    """weight_not_changed on every weight."""
+    frozen, weights = _unchanged_weights(hits, graphs)
     return sorted(frozen) if frozen and weights and not weights - frozen else []
 
 

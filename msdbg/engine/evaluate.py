@@ -7,6 +7,7 @@ that needs plain statistics, and one more pass is made per distinct range or cha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -114,10 +115,14 @@ class _TensorEvaluation:
 
     def __init__(self, entry: TensorEntry, entries: list[TensorEntry], graph: Graph | None, history: History,
                  result: StepResult):
-        self.entry, self.history, self.result = entry, history, result
+        self.entry, self.entries, self.graph, self.history, self.result = entry, entries, graph, history, result
         self.key = tensor_key(entry)
-        self.before = pre_update_entry(entry, entries, graph)
         self.current = _TensorStats(entry)
+
+    @cached_property
+    def before(self) -> TensorEntry | None:
+        """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
+        return pre_update_entry(self.entry, self.entries, self.graph)
 
     def run(self, watching: list[Watchpoint]) -> None:
         self.result.tensors_checked += 1

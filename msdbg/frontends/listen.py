@@ -16,7 +16,7 @@ from msdbg.session import Session
 
 def _on_steps(session: Session, control: RunControl, agent: Agent):
     def on_steps(results: list) -> None:
-        control.steps_done(sum(1 for key, _ in results if session.is_training_step(key)))
+        control.steps_done(session.count_training_steps(results))
         agent.at_boundary([hit for _, result in results for hit in result.hits])
 
     return on_steps

@@ -80,7 +80,7 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
         interrupts.deliver_pending()
         interrupted = control.pause_requested
         hits = [hit for _, result in results for hit in result.hits]
-        control.steps_done(sum(1 for key, _ in results if session.is_training_step(key)))
+        control.steps_done(session.count_training_steps(results))
         for _, result in results:
             for error in result.errors:
                 print(f"msdbg: error: {error}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from msdbg.store.statistic import read_statistic_csv
 _RANK_DIR = re.compile(r"^rank_(\d+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
+LISTINGS_KEPT = 8
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +82,7 @@ class DumpDir:
         self.root = root
         self._graphs: dict[tuple[int, int], Graph | None] = {}
         self.graph_errors: dict[tuple[int, int], str] = {}
+        self._listings: OrderedDict[StepKey, tuple[int, list[TensorEntry]]] = OrderedDict()
 
     # ----- structure ----------------------------------------------------------------------------
     def ranks(self) -> list[int]:
@@ -122,8 +125,28 @@ class DumpDir:
 
     # ----- tensors ------------------------------------------------------------------------------
     def tensors(self, key: StepKey) -> list[TensorEntry]:
-        """All tensor files of a step, classified, in execution order."""
+        """All tensor files of a step, classified, in execution order.
+
+        The last few steps' listings are kept while their folder is unchanged (same mtime), so evaluation,
+        cross-rank checks and prompt commands (list, print, completion) do not list and parse a folder again.
+        """
         folder = self.step_dir(key)
+        try:
+            stamp = os.stat(folder).st_mtime_ns
+        except OSError:
+            stamp = None
+        cached = self._listings.get(key)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            self._listings.move_to_end(key)
+            return cached[1]
+        entries = self._read_step(key, folder)
+        if stamp is not None:
+            self._listings[key] = (stamp, entries)
+            while len(self._listings) > LISTINGS_KEPT:
+                self._listings.popitem(last=False)
+        return entries
+
+    def _read_step(self, key: StepKey, folder: str) -> list[TensorEntry]:
         graph = self.graph(key.rank, key.graph)
         entries = []
         for name in _listdir(folder):

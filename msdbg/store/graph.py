@@ -118,6 +118,7 @@ class Graph:
         self.updaters: dict[str, list[str]] = self._find_updaters()
         self._ancestor_cache: dict[str, frozenset[str]] = {}
         self._consumers: dict[str, list[Node]] | None = None
+        self._readers: dict[str, tuple[Node, int]] | None = None
 
     # ----- lookup -------------------------------------------------------------------------------
     def node_for_dump(self, op_type: str, op_name: str) -> Node | None:
@@ -223,6 +224,7 @@ class Graph:
                 target = self._input_param(node, 0)
                 if target is not None and _size(self.nodes[target].shape) <= 1:
                     state.add(target)
+        read_as_state = self._params_read_as_state()
         categories = {}
         for node in self.nodes.values():
             if not node.is_parameter:
@@ -231,20 +233,17 @@ class Graph:
                 categories[node.name] = "weight"
             elif node.name in state or is_optimizer_state_name(node.name):
                 categories[node.name] = "optimizer_state"
-            elif not self._is_ref.get(node.name, self._used_as_ref(node.name)):
+            elif not self._is_ref.get(node.name, node.name in read_as_state):
                 categories[node.name] = "input"
             else:
                 categories[node.name] = "weight"
         return categories
 
-    def _used_as_ref(self, param: str) -> bool:
-        """Without the IR: a parameter read through Load or written in place holds state, not data."""
-        for node in self.nodes.values():
-            if node.inputs and node.inputs[0] == param and (
-                node.op_type == "Load" or node.op_type in ASSIGN_OPS or node.name in self.optimizer_ops
-            ):
-                return True
-        return False
+    def _params_read_as_state(self) -> set[str]:
+        """Without the IR: parameters read through Load or written in place hold state, not data."""
+        return {node.inputs[0] for node in self.nodes.values()
+                if node.inputs and (node.op_type == "Load" or node.op_type in ASSIGN_OPS
+                                    or node.name in self.optimizer_ops)}
 
     def _find_gradients(self) -> dict[str, str]:
         """Map the node whose output is fed to an optimizer as a gradient to that parameter's name."""
@@ -282,6 +281,13 @@ class Graph:
 
     def initial_value_reader(self, param: str) -> tuple[Node, int] | None:
         """A kernel (not an update op) that reads the parameter before this step's update, and its input slot."""
+        if self._readers is None:
+            self._readers = self._first_readers()
+        return self._readers.get(param)
+
+    def _first_readers(self) -> dict[str, tuple[Node, int]]:
+        """For every parameter, the first kernel (and slot) that reads it; one pass over the graph."""
+        readers: dict[str, tuple[Node, int]] = {}
         for node in self.nodes.values():
             if node.is_parameter or node.name in self.optimizer_ops or node.op_type in ASSIGN_OPS | PASSTHROUGH_OPS:
                 continue
@@ -289,9 +295,9 @@ class Graph:
                 continue
             for slot, inp in enumerate(node.inputs):
                 resolved = self._resolve(inp)
-                if resolved is not None and resolved.name == param:
-                    return node, slot
-        return None
+                if resolved is not None and resolved.is_parameter:
+                    readers.setdefault(resolved.name, (node, slot))
+        return readers
 
 
 def _size(shape: tuple[int, ...]) -> int:
