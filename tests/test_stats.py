@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 import tracemalloc
 
@@ -346,3 +347,71 @@ def test_change_matches_reference(dtype, data, chunk, rtol, atol):
     stats = compute_stats(current, {"change", "nonfinite"}, previous=previous, rtol=rtol, atol=atol,
                           chunk_elements=chunk)
     check(stats, reference(current, previous=previous, rtol=rtol, atol=atol))
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1.0, 1e15])
+def test_float32_sums_through_blas_rows_stay_within_documented_error(scale):
+    """Chunks of >= _ROW float32 elements are summed by BLAS in float32 rows: error < 1e-5 of the magnitudes."""
+    rng = np.random.default_rng(7)
+    array = (rng.standard_normal(300_000) * rng.choice([1e-3, 1.0, 1e3], 300_000) * scale).astype(np.float32)
+    array[::5] = 0.0
+    stats = full(array, chunk_elements=100_000)
+    wide = array.astype(np.float64)
+    abs_total = float(np.abs(wide).sum())
+    assert abs(stats.sum - float(wide.sum())) <= 1e-5 * abs_total
+    assert stats.abs_sum == pytest.approx(abs_total, rel=1e-5)
+    assert stats.sq_sum == pytest.approx(float((wide * wide).sum()), rel=1e-5)
+    assert (stats.zero, stats.neg + stats.pos) == (60_000, 240_000)
+
+
+@pytest.mark.parametrize("value", [3e-30, 2e25])
+def test_float32_chunks_outside_the_safe_range_are_summed_in_float64(value):
+    """Squares of tiny float32 values underflow and of huge ones overflow: such chunks take the float64 route."""
+    array = np.full(50_000, value, np.float32)
+    array[1::2] *= -1
+    stats = full(array, chunk_elements=20_000)
+    wide = array.astype(np.float64)
+    assert stats.sq_sum == pytest.approx(float((wide * wide).sum()), rel=1e-12)
+    assert stats.abs_sum == pytest.approx(float(np.abs(wide).sum()), rel=1e-12)
+    assert stats.sum == 0.0
+
+
+def _mapped_rss_kb(path: str) -> int:
+    """Resident kB of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps", encoding="utf-8") as smaps:
+        for line in smaps:
+            fields_ = line.split()
+            if "-" in fields_[0] and len(fields_) >= 5:
+                inside = fields_[-1] == path
+            elif inside and fields_[0] == "Rss:":
+                total += int(fields_[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_memory_mapped_tensor_is_read_in_windows_and_released(tmp_path, monkeypatch):
+    from msdbg.engine import stats as stats_module
+    from msdbg.store.npyfile import open_npy
+
+    rng = np.random.default_rng(3)
+    current, previous = rng.standard_normal(4_000_000).astype(np.float32), rng.standard_normal(4_000_000).astype(np.float32)
+    current[123_456] = np.nan
+    for name, values in (("cur.npy", current), ("prev.npy", previous)):
+        np.save(tmp_path / name, values)
+    needs = set(STAT_NAMES) - {"range_count"}
+    whole = compute_stats(current, needs, previous=previous)
+    monkeypatch.setattr(stats_module, "WINDOW_BYTES", 1 << 20)  # 16 windows of 1 MiB
+    mapped, mapped_previous = open_npy(str(tmp_path / "cur.npy")), open_npy(str(tmp_path / "prev.npy"))
+    windowed = compute_stats(mapped, needs, previous=mapped_previous)
+    assert windowed.as_dict() == pytest.approx(whole.as_dict()) and windowed.nan == 1
+    assert _mapped_rss_kb(str(tmp_path / "cur.npy")) <= 2048  # of a 15.6 MB file: pages were given back
+    assert float(mapped[123_457]) == float(current[123_457])  # and read back unchanged after release
+
+
+@pytest.mark.parametrize("values", [[0.0, 0.0, 2.0, 3.0], [1.0, 2.0], [-1.0, -2.0], [-3.0, 0.0, -0.0], [0.0, -0.0]])
+def test_sign_counts_of_one_signed_chunks(values):
+    """Chunks whose min/max settle the sign counts (ReLU outputs, all-negative) skip comparisons: same counts."""
+    array = np.array(values * 50_000, np.float32)
+    stats = full(array, chunk_elements=30_000)
+    check(stats, reference(array))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import numpy as np
@@ -44,6 +45,23 @@ def open_npy(path: str) -> np.ndarray:
     if count == 0:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop the pages of a read-only memory map under ``array`` from this process's resident memory.
+
+    The kernel keeps them in its page cache, and touching them again maps them back, so this changes no value;
+    it keeps a scan of a tensor larger than memory from holding the whole file resident. Arrays not backed by a
+    memory map are left alone.
+    """
+    backing = array
+    while backing is not None and not isinstance(backing, mmap.mmap):
+        backing = getattr(backing, "base", None)
+    if backing is None or not hasattr(backing, "madvise") or backing.closed or not array.nbytes:
+        return
+    start = array.__array_interface__["data"][0] - np.frombuffer(backing, np.uint8).ctypes.data
+    first = start - start % mmap.PAGESIZE
+    backing.madvise(mmap.MADV_DONTNEED, first, start + array.nbytes - first)
 
 
 def _short(exc: BaseException) -> str:
