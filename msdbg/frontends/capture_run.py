@@ -67,14 +67,17 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     once the script has ended, while the dump is still on disk.
     """
     from msdbg.capture import barrier, retention
+    from msdbg.capture.fastdump import place_on_fast_storage
     from msdbg.capture.runner import run_script
 
     if not os.path.isfile(options.script):
         raise UsageError(f"training script {options.script}: no such file")
     rank = launcher_rank()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
-    config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
+    fast = config_dir = None
     try:
+        fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
+        config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
         install_dump_config(dump_config(dump_root), config_dir)
         session.dump = DumpDir(dump_root)
         session.rank = rank
@@ -96,6 +99,8 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                 return
             on_steps(results)
             retention.prune(session.dump, session.done, options.keep_steps, rank)
+            if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
+                print(f"msdbg: {message}", file=sys.stderr)
 
         if before_training is not None:
             before_training()
@@ -109,6 +114,9 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             after_training(script_code)
         return script_code
     finally:
-        shutil.rmtree(config_dir, ignore_errors=True)
+        if config_dir is not None:
+            shutil.rmtree(config_dir, ignore_errors=True)
+        if fast is not None:
+            fast.remove()
         if owned:
             shutil.rmtree(dump_root, ignore_errors=True)

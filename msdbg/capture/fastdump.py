@@ -1,0 +1,132 @@
+"""Keep msdbg's own dump on a memory file system (``/dev/shm``) while it has room; move it to disk when not.
+
+MindSpore writes every step's tensors and msdbg reads them back at once, so the dump's file system sits on the
+training's critical path: on the 2-core test machine, LeNet-size steps took 1.6x the plain step time with the dump
+under ``/tmp`` (disk) and 1.2x under ``/dev/shm`` (benchmarks/overhead.py). Only a dump msdbg owns (no
+``--dump-dir``) is placed there, and only when twice that reserve is free. The dump root stays on disk; only ``{root}/rank_{r}`` is a symbolic link to a
+private folder on the fast file system, so MindSpore, the store and retention use the same paths throughout.
+When free space there falls below ``MSDBG_FAST_DUMP_MIN_FREE_MB`` (2 GiB) plus room for the retained steps, the rank's folder is
+copied to ``{root}/.rank_{r}.disk`` at a step boundary (MindSpore is idle then) and the link is switched to it
+atomically; MindSpore follows the link for every file it writes afterwards (measured with MindSpore 2.10).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+
+from msdbg.store.dumpdir import DumpDir
+
+FAST_DIR_ENV = "MSDBG_FAST_DUMP_DIR"  # where to put it; default /dev/shm, empty: never
+DEFAULT_FAST_DIR = "/dev/shm"
+MIN_FREE_ENV = "MSDBG_FAST_DUMP_MIN_FREE_MB"  # left free there for everything else that uses it; default 2048
+DEFAULT_MIN_FREE_MB = 2048
+_PREFIX = "msdbg-dump-"
+_OURS = re.compile(rf"^{_PREFIX}(\d+)-")
+
+
+def min_free_bytes() -> int:
+    """Free space to leave on the fast file system (``MSDBG_FAST_DUMP_MIN_FREE_MB``, default 2 GiB)."""
+    value = os.environ.get(MIN_FREE_ENV, "")
+    return (int(value) if value.isdigit() else DEFAULT_MIN_FREE_MB) << 20
+
+
+def free_bytes(path: str) -> int:
+    """Bytes an unprivileged process may still write on the file system holding ``path``."""
+    info = os.statvfs(path)
+    return info.f_bavail * info.f_frsize
+
+
+class FastDump:
+    """A rank folder of msdbg's dump that lives on a fast file system behind a symbolic link."""
+
+    def __init__(self, root: str, rank: int, fast_dir: str):
+        self.link = os.path.join(root, f"rank_{rank}")
+        self.fast_dir = fast_dir
+        self.disk_dir = os.path.join(root, f".rank_{rank}.disk")
+        self.moved = False
+        self._step_bytes: dict[tuple[str, int], int] = {}
+
+    def keep_room(self, dump: DumpDir, keep_steps: int) -> str | None:
+        """At a step boundary: move to disk when the retained steps may no longer fit; return what was done."""
+        if self.moved:
+            return None
+        for key in dump.steps():
+            if (key.net, key.graph) not in self._step_bytes:  # a graph's first step tells its size
+                self._step_bytes[(key.net, key.graph)] = _folder_bytes(dump.step_dir(key))
+        needed = min_free_bytes() + (keep_steps + 1) * sum(self._step_bytes.values())
+        free = free_bytes(self.fast_dir)
+        if free >= needed:
+            return None
+        return self.move_to_disk(f"{free >> 20} MB free, {needed >> 20} MB wanted")
+
+    def move_to_disk(self, reason: str) -> str:
+        """Copy the rank folder to disk, switch the link to the copy, free the fast file system."""
+        target = os.path.realpath(self.link)
+        try:
+            shutil.copytree(target, self.disk_dir, symlinks=True)
+            swap = self.link + ".swap"
+            os.symlink(self.disk_dir, swap)
+            os.replace(swap, self.link)
+        except OSError as exc:
+            shutil.rmtree(self.disk_dir, ignore_errors=True)
+            self.moved = True  # do not try every step; training goes on where it is
+            return f"could not move the dump from {self.fast_dir} to disk ({exc}); it stays there"
+        self.moved = True
+        shutil.rmtree(self.fast_dir, ignore_errors=True)
+        return f"dump moved from {self.fast_dir} to {self.disk_dir} ({reason}); use --dump-dir to choose"
+
+    def remove(self) -> None:
+        """Delete the fast folder (the root, with the link and any disk copy, is removed by its owner)."""
+        shutil.rmtree(self.fast_dir, ignore_errors=True)
+
+
+def place_on_fast_storage(root: str, rank: int) -> FastDump | None:
+    """Make ``{root}/rank_{rank}`` a link to a new private folder on the fast file system, if one has room."""
+    parent = os.environ.get(FAST_DIR_ENV, DEFAULT_FAST_DIR)
+    if not parent or not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        return None
+    try:
+        remove_stale(parent)
+        if free_bytes(parent) < 2 * min_free_bytes():
+            return None
+        fast_dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent)
+        os.mkdir(os.path.join(fast_dir, f"rank_{rank}"))
+        os.symlink(os.path.join(fast_dir, f"rank_{rank}"), os.path.join(root, f"rank_{rank}"))
+    except OSError:
+        return None
+    return FastDump(root, rank, fast_dir)
+
+
+def remove_stale(parent: str) -> list[str]:
+    """Delete dump folders that msdbg processes no longer alive left on the fast file system (memory, not disk:
+    a killed run must not hold it for good). Returns the removed paths."""
+    removed = []
+    for name in os.listdir(parent):
+        match = _OURS.match(name)
+        path = os.path.join(parent, name)
+        if match and os.path.isdir(path) and os.stat(path).st_uid == os.getuid() and not _alive(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _folder_bytes(path: str) -> int:
+    total = 0
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    return total
