@@ -54,6 +54,18 @@ def step_times(stdout: str, warmup: int) -> tuple[list[float], float]:
     return times[warmup:], stamps[-1][1] - start
 
 
+def dump_parent() -> str:
+    """Where msdbg's own dump goes by default (``/dev/shm`` when it has room, see msdbg/capture/fastdump.py), so
+    the dump-only runs write to the same kind of file system as the msdbg run."""
+    sys.path.insert(0, str(BENCH.parent))
+    from msdbg.capture import fastdump
+
+    parent = os.environ.get(fastdump.FAST_DIR_ENV, fastdump.DEFAULT_FAST_DIR)
+    if parent and os.path.isdir(parent) and fastdump.free_bytes(parent) >= 2 * fastdump.min_free_bytes():
+        return parent
+    return tempfile.gettempdir()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="training steps per run (default 100)")
@@ -75,10 +87,10 @@ def main() -> None:
     loops: dict[str, list[float]] = {v: [] for v in variants}
     dump_sizes: list[tuple[int, int]] = []
     print(f"LeNet-5 size convnet, batch 32, {args.steps} steps, step median after {args.warmup} warm-up steps, "
-          f"{args.rounds} round(s); {load_note()}")
+          f"{args.rounds} round(s); {load_note()}; dumps under {dump_parent()}")
     for _ in range(args.rounds):
         for variant in variants:
-            scratch = tempfile.mkdtemp(prefix="msdbg-bench-overhead-")
+            scratch = tempfile.mkdtemp(prefix="msdbg-bench-overhead-", dir=dump_parent())
             try:
                 env, argv, codes = child_env(), [sys.executable, SCRIPT, str(args.steps)], (0,)
                 if variant in ("dump only", "dump+sync"):

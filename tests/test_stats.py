@@ -395,7 +395,7 @@ def test_memory_mapped_tensor_is_read_in_windows_and_released(tmp_path, monkeypa
     from msdbg.store.npyfile import open_npy
 
     rng = np.random.default_rng(3)
-    current, previous = rng.standard_normal(4_000_000).astype(np.float32), rng.standard_normal(4_000_000).astype(np.float32)
+    current, previous = (rng.standard_normal(4_000_000).astype(np.float32) for _ in range(2))
     current[123_456] = np.nan
     for name, values in (("cur.npy", current), ("prev.npy", previous)):
         np.save(tmp_path / name, values)

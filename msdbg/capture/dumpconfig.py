@@ -10,6 +10,9 @@ from msdbg.engine.watchpoints import Watchpoint
 
 NET_NAME = "Net"
 ENV_VAR = "MINDSPORE_DUMP_CONFIG"
+# ``input_output``: both sides of every kernel, or outputs only (batch mode on a dump msdbg owns: about half the
+# files, and MindSpore's dump writing is most of the overhead; benchmarks/overhead.py).
+DUMP_BOTH, DUMP_OUTPUTS = 0, 2
 
 
 #: ``statistic_category`` names (MindSpore dump docs) and the raw statistics (engine.stats) they give.
@@ -36,7 +39,7 @@ def choose_saved_data(device_target: str, watchpoints: list[Watchpoint], interac
     return "statistic" if all(decidable_from_statistics(w) for w in watchpoints) else "tensor"
 
 
-def dump_config(dump_root: str, *, saved_data: str = "tensor", input_output: int = 0,
+def dump_config(dump_root: str, *, saved_data: str = "tensor", input_output: int = DUMP_BOTH,
                 kernels: list[str] | None = None) -> dict[str, Any]:
     """A synchronous (e2e) dump of every iteration.
 

@@ -3,11 +3,12 @@
 MindSpore writes every step's tensors and msdbg reads them back at once, so the dump's file system sits on the
 training's critical path: on the 2-core test machine, LeNet-size steps took 1.6x the plain step time with the dump
 under ``/tmp`` (disk) and 1.2x under ``/dev/shm`` (benchmarks/overhead.py). Only a dump msdbg owns (no
-``--dump-dir``) is placed there, and only when twice that reserve is free. The dump root stays on disk; only ``{root}/rank_{r}`` is a symbolic link to a
-private folder on the fast file system, so MindSpore, the store and retention use the same paths throughout.
-When free space there falls below ``MSDBG_FAST_DUMP_MIN_FREE_MB`` (2 GiB) plus room for the retained steps, the rank's folder is
-copied to ``{root}/.rank_{r}.disk`` at a step boundary (MindSpore is idle then) and the link is switched to it
-atomically; MindSpore follows the link for every file it writes afterwards (measured with MindSpore 2.10).
+``--dump-dir``) is placed there, and only when twice the reserve (``MSDBG_FAST_DUMP_MIN_FREE_MB``, 2 GiB) is
+free. The dump root stays on disk; only ``{root}/rank_{r}`` is a symbolic link to a private folder on the fast
+file system, so MindSpore, the store and retention use the same paths throughout. When free space there falls
+below the reserve plus room for the retained steps, the rank's folder is copied to ``{root}/.rank_{r}.disk`` at
+a step boundary (MindSpore is idle then) and the link is switched to it atomically; MindSpore follows the link
+for every file it writes afterwards (measured with MindSpore 2.10).
 """
 
 from __future__ import annotations

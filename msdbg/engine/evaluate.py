@@ -6,7 +6,7 @@ that needs plain statistics, and one more pass is made per distinct range or cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -58,6 +58,25 @@ def pre_update_entry(entry: TensorEntry, entries: list[TensorEntry], graph: Grap
     return next((e for e in entries if e.graph_node is node and e.io == "input" and e.slot == slot), None)
 
 
+def initial_value_entries(entries: list[TensorEntry], graph: Graph, paths: dict[str, str]) -> list[TensorEntry]:
+    """Saved initial parameter values (``paths``), as the inputs of the kernels that read the parameters first,
+    for the parameters whose pre-update input this step's dump lacks (a dump of op outputs only)."""
+    dumped = {(id(e.graph_node), e.slot) for e in entries if e.io == "input" and e.graph_node is not None}
+    made = []
+    for entry in entries:
+        node = entry.graph_node
+        if entry.io != "output" or node is None or not node.is_parameter or node.name not in paths:
+            continue
+        reader = graph.initial_value_reader(node.name)
+        if reader is None or (id(reader[0]), reader[1]) in dumped:
+            continue
+        reader_node, slot = reader
+        made.append(replace(entry, path=paths[node.name], node=reader_node.name, op_type=reader_node.op_type,
+                            graph_node=reader_node, file=replace(entry.file, io="input", slot=slot,
+                                                                 op_type=reader_node.op_type)))
+    return made
+
+
 class _TensorStats:
     """Statistics of one tensor, computed on demand and cached per request, or read from statistic.csv."""
 
@@ -95,6 +114,10 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     result = StepResult()
     first_step = bool(entries) and history.is_first_step(entries[0].step.rank, entries[0].step.net,
                                                          entries[0].step.graph, entries[0].step.iteration)
+    inputs_dumped = any(entry.io == "input" for entry in entries)  # else the next step has no pre-update copies
+    if first_step and history.initial_values and graph is not None and graph.optimizer_ops:
+        entries = [*entries, *initial_value_entries(entries, graph, history.initial_values)]
+        history.initial_values = {}
     for entry in entries:
         if not evaluated(entry) or not is_float(entry):
             continue
@@ -103,7 +126,7 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
         if not watching:
             continue
         try:
-            _TensorEvaluation(entry, entries, graph, history, result).run(watching)
+            _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
     mark_origins(result.hits, graph)
@@ -124,7 +147,9 @@ class _TensorEvaluation:
         """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
         return pre_update_entry(self.entry, self.entries, self.graph)
 
-    def run(self, watching: list[Watchpoint]) -> None:
+    def run(self, watching: list[Watchpoint], inputs_dumped: bool = True) -> None:
+        """Judge every watchpoint; keep a copy for the next step's change conditions when its dump will hold no
+        pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only)."""
         self.result.tensors_checked += 1
         plain = [w for w in watching if _is_plain(w)]
         self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
@@ -142,7 +167,7 @@ class _TensorEvaluation:
                     self.result.notes.append(
                         f"watchpoint {watchpoint.number} ({watchpoint.condition.name}): statistic.csv has no NaN/Inf "
                         "count columns, so a tensor whose max or min is NaN/Inf there could not be judged")
-        needs_copy = any(w.condition.needs_previous for w in watching) and self.before is None
+        needs_copy = any(w.condition.needs_previous for w in watching) and (self.before is None or not inputs_dumped)
         if needs_copy and self.current.array is not None:
             self.history.remember(self.key, self.current.array)
 

@@ -10,7 +10,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from msdbg.capture.dumpconfig import choose_saved_data, dump_config, install_dump_config
+from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data, dump_config,
+                                      install_dump_config)
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
@@ -57,6 +58,22 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     return path, False
 
 
+def outputs_suffice(session: Session, config_dir: str) -> bool:
+    """Whether a dump of op outputs only serves the active watchpoints. Those that judge weights before an update
+    (initial values, change from the previous step) need, at the first step, the parameters' initial values: then
+    only once they are saved (capture/initial.py; not when they exceed its size limit). Later steps compare with
+    the engine's copy of the previous step."""
+    from msdbg.capture.initial import snapshot_parameters
+
+    if not any(w.condition.initial or w.condition.needs_previous for w in session.watchpoints.active()):
+        return True
+    paths = snapshot_parameters(os.path.join(config_dir, "initial"))
+    if paths is None:
+        return False
+    session.history.initial_values = paths
+    return True
+
+
 def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCallback,
                       before_training: Callable[[], None] | None = None,
                       after_training: Callable[[int], None] | None = None) -> int:
@@ -88,7 +105,10 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
 
             saved_data = choose_saved_data(ms.get_context("device_target"), session.watchpoints.active(),
                                            options.interactive)
-            install_dump_config(dump_config(dump_root, saved_data=saved_data), config_dir)
+            input_output = DUMP_BOTH
+            if owned and not options.interactive and outputs_suffice(session, config_dir):
+                input_output = DUMP_OUTPUTS
+            install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
 
         def at_barrier() -> None:
             try:

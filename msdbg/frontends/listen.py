@@ -24,6 +24,7 @@ def _on_steps(session: Session, control: RunControl, agent: Agent):
 
 def run_listening(options: RunOptions, listen: str | None) -> int:
     """Run the script with capture on and an agent listening; report like --batch at the end."""
+    options.interactive = True  # a client may print any tensor, op inputs included
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
     apply_commands(session, options.commands)
