@@ -97,8 +97,9 @@ def main() -> None:
                     argv = [sys.executable, SCRIPT, str(args.dump_steps)]
                     if variant == "dump+sync":
                         argv.insert(1, str(BENCH / "_barrier_only.py"))
+                    # op outputs only, as msdbg run --batch asks for on a dump it owns
                     config = write_mindspore_dump_config(os.path.join(scratch, "dump.json"),
-                                                         os.path.join(scratch, "dump"))
+                                                         os.path.join(scratch, "dump"), input_output=2)
                     env = child_env(MINDSPORE_DUMP_CONFIG=config)
                 elif variant == "msdbg":
                     argv = msdbg_argv("run", "--batch", "--nx", "-c", "watch recommended", SCRIPT, str(args.steps))
