@@ -5,7 +5,7 @@ import pytest
 
 from msdbg.errors import MsdbgError
 from msdbg.store.dumpdir import DumpDir
-from msdbg.store.npyfile import TensorFileError, open_npy
+from msdbg.store.npyfile import SMALL_FILE_BYTES, TensorFileError, open_npy
 
 
 def _entries(dump_root, iteration=0):
@@ -63,10 +63,21 @@ def test_model_train_dump_names_scopes(model_nan_dump):
     assert ("moments.fc.weight", "optimizer_state") in {(e.param, e.category) for e in entries}
 
 
-def test_tensors_are_memory_mapped(jit_nan_dump):
+def test_small_tensors_are_read_and_large_ones_memory_mapped(jit_nan_dump, tmp_path):
     _, _, entries = _entries(jit_nan_dump)
-    array = next(e for e in entries if e.param == "fc1.weight" and e.category == "weight").load()
-    assert isinstance(array, np.memmap) and array.shape == (8, 4) and array.dtype == np.float32
+    entry = next(e for e in entries if e.param == "fc1.weight" and e.category == "weight")
+    array = entry.load()
+    assert not isinstance(array, np.memmap) and array.shape == (8, 4) and array.dtype == np.float32
+    np.testing.assert_array_equal(array, np.load(entry.path))
+    large = np.arange(SMALL_FILE_BYTES // 4 + 1, dtype=np.float32).reshape(-1, 1)
+    for name, values in (("c.npy", large), ("f.npy", np.asfortranarray(np.hstack([large, large])))):
+        np.save(tmp_path / name, values)
+        mapped = open_npy(str(tmp_path / name))
+        assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+        np.testing.assert_array_equal(mapped, values)
+    fortran_small = np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4))
+    np.save(tmp_path / "fs.npy", fortran_small)
+    np.testing.assert_array_equal(open_npy(str(tmp_path / "fs.npy")), fortran_small)
 
 
 def test_truncated_npy_names_the_file(tmp_path):

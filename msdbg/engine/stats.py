@@ -149,16 +149,8 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
     reducer = _Reducer(needs, sources, value_range, rtol, atol, chunk)
     with np.errstate(all="ignore"):
         for window in _windows([source.storage for source in sources], chunk):
-            # nditer hands out chunks of at most `chunk` elements in memory order: views where the storage allows,
-            # else copies into its own buffers (non-contiguous or byte-swapped arrays), never the whole array.
-            iterator = np.nditer(window, flags=["external_loop", "buffered", "zerosize_ok"],
-                                 op_flags=[["readonly"]] * len(window), buffersize=chunk, order="K",
-                                 op_dtypes=[part.dtype.newbyteorder("=") for part in window])
-            for chunks in iterator:
-                if len(window) == 1:
-                    reducer.add(chunks)
-                else:
-                    reducer.add(*chunks)
+            for chunks in _chunks(window, chunk):
+                reducer.add(*chunks)
             for part in window:
                 release_pages(part)
     return reducer.result(array.size, sources[0].dtype_name, array.shape)
@@ -167,6 +159,28 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
 # A memory-mapped tensor is read in windows of this many bytes, each dropped from resident memory once read
 # (benchmarks/memory.py: a 1 GiB tensor's check stays ~64 MB above idle instead of +1 GiB of mapped pages).
 WINDOW_BYTES = 64 << 20
+
+
+def _chunks(parts: list[np.ndarray], chunk: int) -> Iterator[list[np.ndarray]]:
+    """Matching flat chunks of at most ``chunk`` elements of the operands, in memory order."""
+    if _one_chunk(parts, chunk):  # most tensors of a step are small: no iterator to set up
+        yield [part.ravel(order="K") for part in parts]
+        return
+    # nditer hands out views where the storage allows, else copies into its own buffers (non-contiguous or
+    # byte-swapped arrays), never the whole array.
+    iterator = np.nditer(parts, flags=["external_loop", "buffered", "zerosize_ok"],
+                         op_flags=[["readonly"]] * len(parts), buffersize=chunk, order="K",
+                         op_dtypes=[part.dtype.newbyteorder("=") for part in parts])
+    for chunks in iterator:
+        yield [chunks] if len(parts) == 1 else list(chunks)
+
+
+def _one_chunk(parts: list[np.ndarray], chunk: int) -> bool:
+    """Whether the operands fit one chunk and are laid out alike in native byte order (flat views are free)."""
+    first = parts[0]
+    if not 0 < first.size <= chunk or any(not part.dtype.isnative for part in parts):
+        return False
+    return all(part.flags.c_contiguous for part in parts) or all(part.flags.f_contiguous for part in parts)
 
 
 def _windows(storages: list[np.ndarray], chunk: int) -> Iterator[list[np.ndarray]]:

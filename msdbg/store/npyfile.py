@@ -10,12 +10,17 @@ import numpy as np
 from msdbg.errors import MsdbgError
 
 
+# Tensors up to this size are read into memory: for small files a read is several times cheaper than setting up
+# a memory map (most tensors of a step are small), and their pages need no releasing.
+SMALL_FILE_BYTES = 1 << 20
+
+
 class TensorFileError(MsdbgError):
     """A tensor file that cannot be read (missing, truncated, corrupt)."""
 
 
 def open_npy(path: str) -> np.ndarray:
-    """Memory-map a ``.npy`` file read-only after checking its header and length.
+    """Memory-map a ``.npy`` file read-only (read small ones) after checking its header and length.
 
     Raises TensorFileError with a one-line message naming the file.
     """
@@ -44,6 +49,11 @@ def open_npy(path: str) -> np.ndarray:
         )
     if count == 0:
         return np.zeros(shape, dtype=dtype)
+    if count * dtype.itemsize <= SMALL_FILE_BYTES:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = np.fromfile(handle, dtype=dtype, count=count)
+        return data.reshape(shape, order="F" if fortran else "C")
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
