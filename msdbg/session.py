@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from msdbg.control import RunControl
 from msdbg.engine.crossrank import evaluate_across_ranks
@@ -14,6 +15,8 @@ from msdbg.engine.history import History
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -94,12 +97,20 @@ class Session:
 
     def current_entries(self) -> list[TensorEntry]:
         """The tensors of the step being looked at; UsageError when there is none yet."""
+        self._check_current()
+        return self.dump.tensors(self.current)
+
+    def current_derived(self, build: Callable[[list[TensorEntry]], T]) -> T:
+        """``build(current_entries())``, built once per step listing (name indexes, ``list`` rows)."""
+        self._check_current()
+        return self.dump.derived(self.current, build)
+
+    def _check_current(self) -> None:
         if self.dump is None or self.current is None:
             raise UsageError("no step has run yet: 'step' runs one, 'continue' runs until a watchpoint hits")
         if self.current not in set(self.dump.steps()):
             raise UsageError(f"step {self.current.iteration} of graph {self.current.graph} is no longer on disk "
                              "(--keep-steps)")
-        return self.dump.tensors(self.current)
 
     def retained_steps(self, key: StepKey) -> list[StepKey]:
         """Steps of the same rank, net and graph still on disk, oldest first."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 
 from msdbg.commands.registry import command
-from msdbg.commands.tensor_names import resolve, split_slice
+from msdbg.commands.tensor_names import StepNames, split_slice
 from msdbg.engine.evaluate import evaluated
+from msdbg.engine.hits import Hit
 from msdbg.engine.stats import STAT_NAMES, compute_stats
 from msdbg.engine.trace import origin_chain
 from msdbg.engine.watchpoints import TargetPattern
@@ -17,7 +18,7 @@ from msdbg.errors import MsdbgError, UsageError
 from msdbg.frontends.report import format_stats
 from msdbg.repl import render
 from msdbg.session import Session
-from msdbg.store.dumpdir import TensorEntry
+from msdbg.store.dumpdir import StepKey, TensorEntry
 from msdbg.store.graph import Graph, Node
 
 _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
@@ -29,7 +30,7 @@ _HISTORY_STATS = ["min", "max", "mean", "abs_mean", "l2norm", "nonfinite_count"]
 def _tensor(session: Session, text: str) -> tuple[TensorEntry, np.ndarray]:
     """Resolve ``NAME[slice]`` at the current step and return the entry and the (sliced) array."""
     name, index = split_slice(text)
-    entry = resolve(name, session.current_entries())
+    entry = session.current_derived(StepNames).resolve(name)
     array = entry.load()
     if index is not None:
         try:
@@ -72,26 +73,69 @@ def list_(session: Session, args: list[str]) -> str:
     if len(patterns) > 1:
         raise UsageError("list takes at most one PATTERN")
     pattern = TargetPattern.parse(patterns[0]) if patterns else None
-    groups: dict[str, list[TensorEntry]] = defaultdict(list)
-    for entry in session.current_entries():
-        if not evaluated(entry) or (categories and entry.category not in categories):
-            continue
-        if pattern is not None and not pattern.matches(entry):
-            continue
-        scope = entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"
-        groups[scope].append(entry)
-    if not groups:
-        return "No tensors match."
+    rows = session.current_derived(_list_rows)
+    if categories:
+        rows = [row for row in rows if row.category in categories]
+    if pattern is not None:
+        rows = _matching_rows(rows, pattern)
+    return _render_rows(rows) if rows else "No tensors match."
+
+
+class _ListRow(NamedTuple):
+    """One tensor as ``list`` shows it, with copies of what the filters read (reading them through 100k+ entries
+    scattered in memory took longer than the filtering itself)."""
+
+    scope: str
+    entry: TensorEntry
+    line: str
+    category: str
+    names: str  # the text a glob's literal piece must be found in (see _matching_rows)
+
+
+def _list_rows(entries: list[TensorEntry]) -> list[_ListRow]:
+    """The evaluated tensors of a step as ``list`` rows, by scope (scopes sorted), in execution order within one."""
+    rows = [_list_row(entry) for entry in entries if evaluated(entry)]
+    rows.sort(key=lambda row: row.scope)
+    return rows
+
+
+def _list_row(entry: TensorEntry) -> _ListRow:
+    shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else ""
+    param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
+    name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
+    slot = f":{entry.slot}" if entry.slot else ""
+    line = f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]"
+    scope = entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"
+    return _ListRow(scope, entry, line, entry.category, f"{entry.node}\n{entry.op_type}\n{entry.param or ''}")
+
+
+def _render_rows(rows: list[_ListRow]) -> str:
     lines = []
-    for scope in sorted(groups):
-        lines.append(scope)
-        for entry in groups[scope]:
-            shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else ""
-            param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
-            name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
-            slot = f":{entry.slot}" if entry.slot else ""
-            lines.append(f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]")
+    scope = None
+    for row in rows:
+        if row.scope != scope:
+            scope = row.scope
+            lines.append(scope)
+        lines.append(row.line)
     return "\n".join(lines)
+
+
+def _matching_rows(rows: list[_ListRow], pattern: TargetPattern) -> list[_ListRow]:
+    """The rows whose tensor ``pattern`` matches.
+
+    A glob matches one of a tensor's names (full name, its parts and scopes, op type, parameter name), and each
+    of those is part of the full name, the op type or the parameter name; so a tensor none of which holds the
+    glob's longest literal piece is left out without matching the glob against all its names.
+    """
+    piece = _longest_literal(pattern)
+    return [row for row in rows if piece in row.names and pattern.matches(row.entry)]
+
+
+def _longest_literal(pattern: TargetPattern) -> str:
+    """The longest run of plain characters before any ``[`` of a glob ('' for a regular expression)."""
+    if pattern.regex is not None:
+        return ""
+    return max(re.split(r"[*?]", pattern.text.split("[", 1)[0]), key=len)
 
 
 @command("print", "print TENSOR[numpy-slice] [-a]",
@@ -179,10 +223,10 @@ def _node(session: Session, text: str) -> Node:
         return graph.nodes[name]
     if name in graph.by_full_name:
         return graph.by_full_name[name]
-    suffix = [n for n in graph.nodes.values() if n.full_name.endswith("/" + name)]
+    suffix = graph.nodes_with_suffix(name)
     if len(suffix) == 1:
         return suffix[0]
-    return resolve(name, session.current_entries()).graph_node or _unknown_node(name)
+    return session.current_derived(StepNames).resolve(name).graph_node or _unknown_node(name)
 
 
 def _unknown_node(name: str) -> Node:
@@ -261,10 +305,10 @@ def trace(session: Session, args: list[str]) -> str:
         if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= len(session.hits):
             raise UsageError(f"usage: trace [HIT] with HIT between 1 and {len(session.hits)} (see 'info hits')")
         hit = session.hits[int(args[0]) - 1]
+        same_step = _hits_at(session, hit.entry.step)
     else:
-        here = [h for h in session.hits if h.entry.step == session.current] or session.hits
-        hit = max((h for h in here if h.entry.step == here[-1].entry.step), key=lambda h: h.entry.order)
-    same_step = [h for h in session.hits if h.entry.step == hit.entry.step]
+        same_step = _hits_at(session, session.current) or _hits_at(session, session.hits[-1].entry.step)
+        hit = max(same_step, key=lambda h: h.entry.order)
     graph = session.dump.graph(hit.entry.step.rank, hit.entry.step.graph) if session.dump else None
     chain = origin_chain(hit, same_step, graph)
     lines = [f"trace of {hit.condition} (watchpoint {hit.watchpoint}) at step {hit.step}, from the hit back to its "
@@ -278,6 +322,10 @@ def trace(session: Session, args: list[str]) -> str:
         if link.source:
             lines.append(f"        at {link.source}")
     return "\n".join(lines)
+
+
+def _hits_at(session: Session, step: StepKey | None) -> list[Hit]:
+    return [h for h in session.hits if h.entry.step == step]
 
 
 _BACKTICK = re.compile(r"`([^`]+)`")

@@ -1,8 +1,13 @@
-"""Trace-back: which hit of a step is the origin of the others."""
+"""Trace-back: which hit of a step is the origin of the others, and the chain of hits from one back to it.
+
+Each is one walk over the graph rather than one ancestor set per hit, so a NaN that spreads to most of a large
+graph costs a pass over the graph, not a pass per hit.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Iterable
 
 from msdbg.engine.hits import Hit
 from msdbg.store.graph import Graph
@@ -21,30 +26,87 @@ def mark_origins(hits: list[Hit], graph: Graph | None) -> None:
         candidates = group
         if graph is not None:
             hit_nodes = {h.entry.graph_node.name for h in group if h.entry.graph_node is not None}
-            candidates = [h for h in group if _has_no_hit_ancestor(h, hit_nodes, graph)] or group
-        origin = min(candidates, key=lambda h: (h.entry.order, h.entry.file.timestamp, h.entry.slot))
+            downstream = _hits_below_other_hits(hit_nodes, graph)
+            candidates = [h for h in group if h.entry.graph_node is None
+                          or h.entry.graph_node.name not in downstream] or group
+        origin = min(candidates, key=_execution_key)
         origin.first_offending = True
 
 
-def _has_no_hit_ancestor(hit: Hit, hit_nodes: set[str], graph: Graph) -> bool:
-    node = hit.entry.graph_node
-    if node is None:
-        return True
-    return not (graph.ancestors(node.name) & (hit_nodes - {node.name}))
+def _execution_key(hit: Hit) -> tuple[int, int, int]:
+    entry = hit.entry
+    return entry.order, entry.file.timestamp, entry.file.slot
+
+
+def _hits_below_other_hits(hit_nodes: set[str], graph: Graph) -> set[str]:
+    """The hit nodes that another hit node is an ancestor of.
+
+    One walk down the graph from all hit nodes, each node visited once and labelled with the hit that reached it
+    first. A hit labelled with itself reached itself through a cycle (kernel graphs have none); for it alone the
+    answer comes from its ancestor set.
+    """
+    reached_from: dict[str, str] = {}
+    for hit in hit_nodes:
+        stack = list(graph.dependents(hit))
+        while stack:
+            node = stack.pop()
+            if node not in reached_from:
+                reached_from[node] = hit
+                stack.extend(graph.dependents(node))
+    return {node for node in hit_nodes if node in reached_from
+            and (reached_from[node] != node or graph.ancestors(node) & (hit_nodes - {node}))}
 
 
 def origin_chain(hit: Hit, hits: list[Hit], graph: Graph | None) -> list[Hit]:
-    """The hits on the path from ``hit`` back to its origin, nearest first (for ``trace``)."""
+    """The hits on the path from ``hit`` back to its origin, nearest first (for ``trace``).
+
+    Each next link is the latest hit (in execution order) among the graph ancestors of the previous one.
+    """
     if graph is None or hit.entry.graph_node is None:
         return [hit]
     same = {h.entry.graph_node.name: h for h in hits
             if h.watchpoint == hit.watchpoint and h.entry.graph_node is not None}
+    ranked = [name for _, name in sorted((_execution_key(h), name) for name, h in same.items())]
+    start = hit.entry.graph_node.name
+    above = _latest_hit_above(start, {name: i for i, name in enumerate(ranked)}, graph)
     chain = [hit]
-    current = hit.entry.graph_node.name
-    while True:
-        upstream = [same[n] for n in graph.ancestors(current) if n in same and n != current]
-        if not upstream:
-            return chain
-        nearest = max(upstream, key=lambda h: h.entry.order)
-        chain.append(nearest)
-        current = nearest.entry.graph_node.name
+    current = above.get(start, -1)
+    while current >= 0:
+        chain.append(same[ranked[current]])
+        current = above[ranked[current]]
+    return chain
+
+
+def _latest_hit_above(start: str, rank: dict[str, int], graph: Graph) -> dict[str, int]:
+    """For ``start`` and each node before it in dependency order that is a hit node or below one: the highest
+    ``rank`` among the hit nodes above it (-1: none). A node left out has no hit node above it.
+
+    One pass in dependency order over those nodes, each value made from its dependencies' values. A dependency
+    that comes later in the order (only on a cycle, which kernel graphs do not have) counts for nothing, so every
+    value names an earlier node and a chain that follows them ends.
+    """
+    order = graph.dependency_order(start)
+    below_hits = _reached_from(rank, set(order), graph)
+    above: dict[str, int] = {}
+    at_or_above: dict[str, int] = {}
+    for node in order:
+        if node in below_hits:
+            value = -1
+            for dependency in graph.dependencies(node):
+                if at_or_above.get(dependency, -1) > value:
+                    value = at_or_above[dependency]
+            above[node] = value
+            at_or_above[node] = max(value, rank.get(node, -1))
+    return above
+
+
+def _reached_from(sources: Iterable[str], within: set[str], graph: Graph) -> set[str]:
+    """The nodes of ``within`` that are one of ``sources`` or below one through nodes of ``within``."""
+    reached: set[str] = set()
+    stack = [source for source in sources if source in within]
+    while stack:
+        node = stack.pop()
+        if node not in reached:
+            reached.add(node)
+            stack.extend([below for below in graph.dependents(node) if below in within])
+    return reached

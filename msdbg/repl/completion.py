@@ -9,13 +9,15 @@ from prompt_toolkit.document import Document
 
 from msdbg.commands import all_names
 from msdbg.commands.registry import COMMANDS, lookup
-from msdbg.commands.tensor_names import name_index
+from msdbg.commands.tensor_names import StepNames
 from msdbg.engine.conditions import CONDITIONS
 from msdbg.errors import MsdbgError
 from msdbg.session import Session
 
 _TENSOR_COMMANDS = {"print", "stats", "hist", "history", "diff", "node", "inputs", "outputs", "save", "list"}
 _INFO_TOPICS = ["watchpoints", "hits", "step"]
+#: At most this many tensor names are offered at once (a large graph has 100k+); typing more narrows them.
+TENSOR_COMPLETIONS_SHOWN = 200
 
 
 class CommandCompleter(Completer):
@@ -30,40 +32,45 @@ class CommandCompleter(Completer):
         current = "" if not words or text[-1].isspace() else words[-1]
         before = words[:-1] if current else words
         for candidate in self.candidates(before, current):
-            if candidate.startswith(current) or ("/" in candidate and candidate.rsplit("/", 1)[-1].startswith(current)):
-                yield Completion(candidate, start_position=-len(current))
+            yield Completion(candidate, start_position=-len(current))
 
     def candidates(self, before: list[str], current: str) -> list[str]:
+        """The words that complete ``current`` after the words ``before``."""
         if not before:
-            return sorted(all_names())
+            return _starting_with(sorted(all_names()), current)
         try:
             name = lookup(before[0]).name
         except MsdbgError:
             return []
         if name == "watch":
-            return self._watch(before)
+            return self._watch(before, current)
         if name == "info":
-            return _INFO_TOPICS if len(before) == 1 else []
+            return _starting_with(_INFO_TOPICS, current) if len(before) == 1 else []
         if name == "help":
-            return sorted(COMMANDS) if len(before) == 1 else []
+            return _starting_with(sorted(COMMANDS), current) if len(before) == 1 else []
         if name in _TENSOR_COMMANDS:
-            return self.tensor_names()
+            return self.tensor_names(current)
         return []
 
-    def _watch(self, before: list[str]) -> list[str]:
+    def _watch(self, before: list[str], current: str) -> list[str]:
         if len(before) == 1:
-            return sorted(CONDITIONS)
+            return _starting_with(sorted(CONDITIONS), current)
         if before[-1] == "on":
-            return self.tensor_names()
+            return self.tensor_names(current)
         condition = CONDITIONS.get(before[1])
         if condition is None:
             return []
         given = {w.split("=", 1)[0] for w in before[2:]}
-        return [f"{p.name}=" for p in condition.params if p.name not in given] + ["on"]
+        return _starting_with([f"{p.name}=" for p in condition.params if p.name not in given] + ["on"], current)
 
-    def tensor_names(self) -> list[str]:
+    def tensor_names(self, prefix: str) -> list[str]:
+        """Names of the current step's tensors that start with ``prefix`` (or whose last ``/`` part does)."""
         try:
-            entries = self.session.current_entries()
+            names = self.session.current_derived(StepNames)
         except MsdbgError:
             return []
-        return sorted(name_index(entries))
+        return names.complete(prefix, TENSOR_COMPLETIONS_SHOWN)
+
+
+def _starting_with(words: list[str], prefix: str) -> list[str]:
+    return [word for word in words if word.startswith(prefix)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -25,6 +26,7 @@ _RANK_DIR = re.compile(r"^rank_(\d+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -73,6 +75,15 @@ class TensorEntry:
         return open_npy(self.path)
 
 
+@dataclass
+class _Listing:
+    """A step's entries as read at one folder mtime, and what was built from them (see DumpDir.derived)."""
+
+    stamp: int | None
+    entries: list[TensorEntry]
+    derived: dict[Callable, object] = field(default_factory=dict)
+
+
 class DumpDir:
     """A dump tree on disk; re-scans cheaply, so it also follows a training that is still writing."""
 
@@ -82,7 +93,7 @@ class DumpDir:
         self.root = root
         self._graphs: dict[tuple[int, int], Graph | None] = {}
         self.graph_errors: dict[tuple[int, int], str] = {}
-        self._listings: OrderedDict[StepKey, tuple[int, list[TensorEntry]]] = OrderedDict()
+        self._listings: OrderedDict[StepKey, _Listing] = OrderedDict()
 
     # ----- structure ----------------------------------------------------------------------------
     def ranks(self) -> list[int]:
@@ -130,21 +141,31 @@ class DumpDir:
         The last few steps' listings are kept while their folder is unchanged (same mtime), so evaluation,
         cross-rank checks and prompt commands (list, print, completion) do not list and parse a folder again.
         """
+        return self._listing(key).entries
+
+    def derived(self, key: StepKey, build: Callable[[list[TensorEntry]], T]) -> T:
+        """``build(entries)`` for a step's tensors, computed once and kept as long as its listing (name indexes)."""
+        listing = self._listing(key)
+        if build not in listing.derived:
+            listing.derived[build] = build(listing.entries)
+        return listing.derived[build]
+
+    def _listing(self, key: StepKey) -> _Listing:
         folder = self.step_dir(key)
         try:
             stamp = os.stat(folder).st_mtime_ns
         except OSError:
             stamp = None
         cached = self._listings.get(key)
-        if cached is not None and stamp is not None and cached[0] == stamp:
+        if cached is not None and stamp is not None and cached.stamp == stamp:
             self._listings.move_to_end(key)
-            return cached[1]
-        entries = self._read_step(key, folder)
+            return cached
+        listing = _Listing(stamp, self._read_step(key, folder))
         if stamp is not None:
-            self._listings[key] = (stamp, entries)
+            self._listings[key] = listing
             while len(self._listings) > LISTINGS_KEPT:
                 self._listings.popitem(last=False)
-        return entries
+        return listing
 
     def _read_step(self, key: StepKey, folder: str) -> list[TensorEntry]:
         graph = self.graph(key.rank, key.graph)

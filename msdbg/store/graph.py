@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from msdbg.errors import MsdbgError
 from msdbg.store.filenames import dump_op_name, dump_param_name
@@ -116,6 +117,11 @@ class Graph:
         self.param_category: dict[str, str] = self._classify_parameters()
         self.gradient_of: dict[str, str] = self._find_gradients()
         self.updaters: dict[str, list[str]] = self._find_updaters()
+        self._dependencies: dict[str, tuple[str, ...]] = self._find_dependencies()
+        self._dependents: dict[str, list[str]] = _reverse(self._dependencies)
+        self._dependency_order: list[str] = _dependency_order(self._dependencies, self._dependents)
+        self._position: dict[str, int] = {name: i for i, name in enumerate(self._dependency_order)}
+        self._nodes_by_last_part: dict[str, list[Node]] = _group_nodes_by_last_part(self.nodes.values())
         self._ancestor_cache: dict[str, frozenset[str]] = {}
         self._consumers: dict[str, list[Node]] | None = None
         self._readers: dict[str, tuple[Node, int]] | None = None
@@ -127,6 +133,11 @@ class Graph:
         if node is not None and (node.is_parameter == (op_type == "Parameter")):
             return node
         return None
+
+    def nodes_with_suffix(self, suffix: str) -> list[Node]:
+        """Nodes whose full name ends with ``/`` + ``suffix`` (``fc1-Dense/MatMul-op0``, ``Log-op0``)."""
+        bucket = self._nodes_by_last_part.get(suffix.rsplit("/", 1)[-1], [])
+        return [node for node in bucket if node.full_name.endswith("/" + suffix)]
 
     def role(self, node: Node, io: str) -> TensorRole:
         """Category and parameter name of a node's dumped tensor."""
@@ -150,16 +161,31 @@ class Graph:
         if cached is not None:
             return cached
         seen: set[str] = set()
-        stack = list(self._direct_inputs(name))
+        stack = list(self.dependencies(name))
         while stack:
             current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            stack.extend(self._direct_inputs(current))
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self._dependencies[current])
         result = frozenset(seen)
         self._ancestor_cache[name] = result
         return result
+
+    def dependencies(self, name: str) -> tuple[str, ...]:
+        """The nodes whose values the given node's value is computed from directly (the edges of ancestors())."""
+        return self._dependencies.get(name, ())
+
+    def dependents(self, name: str) -> list[str]:
+        """The nodes whose values are computed directly from the given node's value (ancestors() edges reversed)."""
+        return self._dependents.get(name, [])
+
+    def dependency_order(self, until: str) -> list[str]:
+        """Nodes in an order where each comes after its dependencies, up to ``until`` (none if it is not a node).
+
+        Nodes on or below a cycle (kernel graphs have none) come last, in graph order, so there a dependency may
+        come after the node.
+        """
+        return self._dependency_order[:self._position.get(until, -1) + 1]
 
     def consumers(self, name: str) -> list[Node]:
         """Nodes that take the given node as an input."""
@@ -176,14 +202,20 @@ class Graph:
             return len(self.exec_index) + 1
         return self.exec_index.get(node.full_name, len(self.exec_index))
 
-    def _direct_inputs(self, name: str) -> list[str]:
-        node = self.nodes.get(name)
-        if node is None:
-            return []
-        if node.is_parameter:
-            return self.updaters.get(name, [])
-        return [i for i in node.inputs if i in self.nodes
-                and (not self.nodes[i].is_parameter or self.param_category.get(i) == "input")]
+    def _find_dependencies(self) -> dict[str, tuple[str, ...]]:
+        """The edges of ancestors(): a parameter's updaters; an op's inputs but weights and optimizer state.
+
+        Edges hold the node names' own string objects, so the trace-back's lookups match by identity.
+        """
+        data = {name: name for name, node in self.nodes.items()
+                if not node.is_parameter or self.param_category.get(name) == "input"}
+        dependencies = {}
+        for name, node in self.nodes.items():
+            if node.is_parameter:
+                dependencies[name] = tuple(self.updaters.get(name, ()))
+            else:
+                dependencies[name] = tuple([data[i] for i in node.inputs if i in data])
+        return dependencies
 
     # ----- classification -----------------------------------------------------------------------
     def _is_update_op(self, node: Node) -> bool:
@@ -298,6 +330,37 @@ class Graph:
                 if resolved is not None and resolved.is_parameter:
                     readers.setdefault(resolved.name, (node, slot))
         return readers
+
+
+def _reverse(edges: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    reverse: dict[str, list[str]] = {}
+    for target, sources in edges.items():
+        for source in sources:
+            reverse.setdefault(source, []).append(target)
+    return reverse
+
+
+def _dependency_order(dependencies: dict[str, tuple[str, ...]], dependents: dict[str, list[str]]) -> list[str]:
+    """Kahn's algorithm; the nodes it cannot place (on or below a cycle) follow in their original order."""
+    waiting = {name: len(inputs) for name, inputs in dependencies.items()}
+    order = [name for name, count in waiting.items() if count == 0]
+    for name in order:  # grows while it is read
+        for below in dependents.get(name, ()):
+            waiting[below] -= 1
+            if waiting[below] == 0:
+                order.append(below)
+    if len(order) < len(dependencies):
+        placed = set(order)
+        order.extend(name for name in dependencies if name not in placed)
+    return order
+
+
+def _group_nodes_by_last_part(nodes: Iterable[Node]) -> dict[str, list[Node]]:
+    """Nodes by the last ``/`` part of their full name (what a ``/`` suffix of the full name ends with)."""
+    groups: dict[str, list[Node]] = {}
+    for node in nodes:
+        groups.setdefault(node.full_name.rsplit("/", 1)[-1], []).append(node)
+    return groups
 
 
 def _size(shape: tuple[int, ...]) -> int:
