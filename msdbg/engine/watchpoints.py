@@ -22,6 +22,8 @@ class TargetPattern:
 
     text: str
     regex: re.Pattern[str] | None = None
+    # (node, op type, param) -> matched: every step of a graph names the same tensors, so each is tried once
+    _known: dict[tuple[str, str, str | None], bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> "TargetPattern":
@@ -33,7 +35,11 @@ class TargetPattern:
         return cls(text)
 
     def matches(self, entry: TensorEntry) -> bool:
-        return any(self._match(candidate) for candidate in _candidates(entry))
+        key = (entry.node, entry.op_type, entry.param)
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = any(self._match(candidate) for candidate in _candidates(entry))
+        return known
 
     def _match(self, candidate: str) -> bool:
         if self.regex is not None:
