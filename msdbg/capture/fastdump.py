@@ -2,7 +2,7 @@
 
 MindSpore writes every step's tensors and msdbg reads them back at once, so the dump's file system sits on the
 training's critical path: on the 2-core test machine, LeNet-size steps took 1.6x the plain step time with the dump
-under ``/tmp`` (disk) and 1.2x under ``/dev/shm`` (benchmarks/overhead.py). Only a dump msdbg owns (no
+under ``/tmp`` (disk) and 1.2x under ``/dev/shm`` (the LeNet run of benchmarks/overhead.py, 3 rounds). Only a dump msdbg owns (no
 ``--dump-dir``) is placed there, and only when twice the reserve (``MSDBG_FAST_DUMP_MIN_FREE_MB``, 2 GiB) is
 free. The dump root stays on disk; only ``{root}/rank_{r}`` is a symbolic link to a private folder on the fast
 file system, so MindSpore, the store and retention use the same paths throughout. When free space there falls
