@@ -1,6 +1,7 @@
 """Watchpoint files, .msdbgrc, source, and `msdbg check` on dumps MindSpore wrote by itself."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -94,6 +95,12 @@ def test_check_plain_mindspore_dump_finds_origin(tmp_path, jit_nan_dump):
     assert done.returncode == 1
     origin = [h for h in json.loads(out.read_text())["hits"] if h["first_offending"] and h["step"] == 3]
     assert [(h["op_type"], h["category"]) for h in origin] == [("Log", "activation")]
+    # later steps' origins read tensors that were already NaN: the summary points back to where it began
+    later = done.stdout[done.stdout.index("step 4 (rank 0, graph 0)"):].splitlines()
+    group = later[1:later.index(next(line for line in later[1:] if line.startswith("step ")))]
+    assert any(re.fullmatch(r"    already non-finite since step 3: NaN/Inf first appeared at step 3 in Log \S+", line)
+               for line in group)
+    assert "already non-finite" not in done.stdout[:done.stdout.index("step 4 (rank 0, graph 0)")]
 
 
 @pytest.mark.parametrize("spec, steps, hit_steps", [("0|3", 2, {3}), ("4-5", 2, {4, 5}), ("0-2", 3, set()),

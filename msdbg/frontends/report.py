@@ -45,6 +45,8 @@ def summary(hits: list[Hit]) -> list[str]:
     for hit in hits:
         key = hit.entry.step
         groups[(key.rank, key.graph, key.iteration, hit.watchpoint)].append(hit)
+    since = _first_nonfinite(hits)
+    first_origins: dict[tuple, Hit] = {}
     lines = []
     for (rank, graph, step, number), group in sorted(groups.items()):
         condition = group[0].condition
@@ -52,4 +54,27 @@ def summary(hits: list[Hit]) -> list[str]:
                      f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
         origin = next((h for h in group if h.first_offending), group[0])
         lines.extend(format_origin(origin))
+        if _nonfinite(origin):
+            first = first_origins.setdefault((rank, graph, number), origin)
+            earlier = since[(rank, graph, number, origin.entry.label)]
+            if earlier < step:
+                where = "" if first.entry.label == origin.entry.label else (
+                    f": NaN/Inf first appeared at step {first.entry.step.iteration} in {first.entry.op_type} "
+                    f"{first.entry.node}")
+                lines.append(f"    already non-finite since step {earlier}{where}")
     return lines
+
+
+def _nonfinite(hit: Hit) -> bool:
+    return any(hit.stats.get(name) for name in ("nan", "pos_inf", "neg_inf"))
+
+
+def _first_nonfinite(hits: list[Hit]) -> dict[tuple, int]:
+    """For each (rank, graph, watchpoint, tensor): the first step its hit held NaN/Inf."""
+    first: dict[tuple, int] = {}
+    for hit in hits:
+        if _nonfinite(hit):
+            step = hit.entry.step
+            key = (step.rank, step.graph, hit.watchpoint, hit.entry.label)
+            first[key] = min(first.get(key, step.iteration), step.iteration)
+    return first
