@@ -18,8 +18,9 @@ import numpy as np
 from msdbg.errors import MsdbgError
 from msdbg.engine.stats import TensorStats
 from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
-from msdbg.store.graph import Graph, GraphError, Node, TensorRole, is_optimizer_state_name, read_graph
+from msdbg.store.graph import Graph, Node, TensorRole, is_optimizer_state_name, read_graph
 from msdbg.store.npyfile import TensorFileError, open_npy
+from msdbg.store.pbreader import GraphError
 from msdbg.store.statistic import read_statistic_csv
 
 _RANK_DIR = re.compile(r"^rank_(\d+)$")

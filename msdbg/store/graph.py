@@ -8,15 +8,13 @@ Built from the files MindSpore writes beside the tensors of each rank:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from msdbg.errors import MsdbgError
 from msdbg.store.filenames import dump_op_name, dump_param_name
+from msdbg.store.pbreader import read_rows
 
 #: Optimizer update ops: op type -> input slot of the gradient (the variable is slot 0).
 OPTIMIZER_GRAD_SLOT = {
@@ -50,10 +48,6 @@ _OPTIMIZER_STATE_PREFIXES = ("moment1.", "moment2.", "moments.", "accum.", "mean
                              "vhat.", "linear.", "accum_update.", "exp_avg.", "exp_avg_sq.")
 
 CATEGORIES = ("weight", "gradient", "activation", "optimizer_state", "input")
-
-
-class GraphError(MsdbgError):
-    """A graph file that cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -398,63 +392,9 @@ def read_graph(rank_dir: str, graph_id: int) -> Graph:
     return Graph(graph_id, nodes, param_kinds, _read_exec_order(order_path))
 
 
-def _anf_ir_pb2():
-    """MindSpore's generated ``anf_ir_pb2`` module.
-
-    Inside a training MindSpore is already imported and its module is used. Offline (``msdbg check``) the file is
-    loaded on its own: importing MindSpore takes ~1.7 s and switches protobuf to its pure-Python parser
-    (measured: 17.7 s instead of 0.04 s for a 100k-node graph).
-    """
-    if "mindspore" in sys.modules:
-        from mindspore.train import anf_ir_pb2
-
-        return anf_ir_pb2
-    if _ANF_IR_MODULE not in sys.modules:
-        package = importlib.util.find_spec("mindspore")
-        if package is None or package.origin is None:
-            raise GraphError("reading graph files needs MindSpore installed (mindspore.train.anf_ir_pb2)")
-        location = os.path.join(os.path.dirname(package.origin), "train", "anf_ir_pb2.py")
-        spec = importlib.util.spec_from_file_location(_ANF_IR_MODULE, location)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[_ANF_IR_MODULE] = module
-    return sys.modules[_ANF_IR_MODULE]
-
-
-_ANF_IR_MODULE = "msdbg_anf_ir_pb2"
-
-
 def _read_pb_nodes(path: str) -> list[Node]:
-    model = _anf_ir_pb2().ModelProto()
-    try:
-        with open(path, "rb") as handle:
-            model.ParseFromString(handle.read())
-    except FileNotFoundError:
-        raise GraphError(f"graph file {path}: does not exist") from None
-    except Exception as exc:  # protobuf raises its own DecodeError
-        raise GraphError(f"graph file {path}: cannot be parsed ({type(exc).__name__})") from None
-    nodes: list[Node] = []
-    for param in model.graph.parameters:
-        nodes.append(Node(param.name, param.name, "Parameter", "", [], _shape_of(param.type)))
-    for proto in model.graph.node:
-        nodes.append(Node(
-            name=proto.name,
-            full_name=proto.full_name or proto.name,
-            op_type=proto.op_type,
-            scope=proto.scope,
-            inputs=[i.name for i in proto.input],
-            shape=_shape_of(proto.output_type),
-        ))
-    if not model.graph.node and not model.graph.parameters:
-        raise GraphError(f"graph file {path}: holds no graph")
-    return nodes
-
-
-def _shape_of(type_proto) -> tuple[int, ...]:
-    try:
-        return tuple(int(d.size) for d in type_proto.tensor_type.shape.dim)
-    except AttributeError:
-        return ()
+    return [Node(name, full_name, op_type, scope, list(inputs), tuple(shape))
+            for name, full_name, op_type, scope, inputs, shape in read_rows(path)]
 
 
 def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:
