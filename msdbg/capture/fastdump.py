@@ -54,11 +54,14 @@ class FastDump:
         """At a step boundary: move to disk when the retained steps may no longer fit; return what was done."""
         if self.moved:
             return None
-        for key in dump.steps():
-            if (key.net, key.graph) not in self._step_bytes:  # a graph's first step tells its size
-                self._step_bytes[(key.net, key.graph)] = _folder_bytes(dump.step_dir(key))
-        needed = min_free_bytes() + (keep_steps + 1) * sum(self._step_bytes.values())
-        free = free_bytes(self.fast_dir)
+        try:
+            for key in dump.steps():
+                if (key.net, key.graph) not in self._step_bytes:  # a graph's first step tells its size
+                    self._step_bytes[(key.net, key.graph)] = _folder_bytes(dump.step_dir(key))
+            needed = min_free_bytes() + (keep_steps + 1) * sum(self._step_bytes.values())
+            free = free_bytes(self.fast_dir)
+        except OSError:  # a folder pruned meanwhile, or the file system unreadable: look again next step
+            return None
         if free >= needed:
             return None
         return self.move_to_disk(f"{free >> 20} MB free, {needed >> 20} MB wanted")

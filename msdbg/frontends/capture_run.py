@@ -106,8 +106,12 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             saved_data = choose_saved_data(ms.get_context("device_target"), session.watchpoints.active(),
                                            options.interactive)
             input_output = DUMP_BOTH
-            if owned and not options.interactive and outputs_suffice(session, config_dir):
-                input_output = DUMP_OUTPUTS
+            try:
+                if owned and not options.interactive and outputs_suffice(session, config_dir):
+                    input_output = DUMP_OUTPUTS
+            except Exception:  # e.g. a parameter that cannot be copied: dump both sides, as without the choice
+                print("msdbg: could not save the initial parameter values; dumping op inputs too:\n"
+                      + traceback.format_exc(limit=3), file=sys.stderr)
             install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
 
         def at_barrier() -> None:
@@ -118,9 +122,13 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                       + traceback.format_exc(), file=sys.stderr)
                 return
             on_steps(results)
-            retention.prune(session.dump, session.done, options.keep_steps, rank)
-            if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
-                print(f"msdbg: {message}", file=sys.stderr)
+            try:
+                retention.prune(session.dump, session.done, options.keep_steps, rank)
+                if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
+                    print(f"msdbg: {message}", file=sys.stderr)
+            except Exception:  # housekeeping must not end the training either
+                print("msdbg: internal error while pruning the dump (training goes on):\n"
+                      + traceback.format_exc(), file=sys.stderr)
 
         if before_training is not None:
             before_training()
