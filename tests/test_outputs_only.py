@@ -60,3 +60,13 @@ print(snapshot_parameters({str(tmp_path / 'none')!r}, limit=8))
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "['bias', 'weight'] [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]"
     assert lines[1] == "None" and not (tmp_path / "none").exists()
+
+
+def test_failed_snapshot_falls_back_to_both_sides_and_training_goes_on(tmp_path):
+    out = tmp_path / "hits.json"
+    done = run_msdbg("run", "--batch", "--nx", "--json", str(out), *WATCH, str(SCRIPTS / "snapshot_fails.py"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "could not save the initial parameter values; dumping op inputs too" in done.stderr
+    assert "RuntimeError: planted failure" in done.stderr
+    assert _sides(done.stdout)[0] > 0  # the script ran to its end, with op inputs dumped
+    assert ("weight_initialization", "0.weight", 0) in _hits(out)  # judged on the dumped pre-update input
