@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from msdbg import __version__
@@ -120,6 +121,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         options = RunOptions(script, [], demo_commands + commands, args.json)
     else:
         options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
+        if os.environ.get("MS_ROLE") == "MS_SCHED":
+            # msrun starts its scheduler with the same command; it trains nothing, so it runs without capture
+            # (and writes no report that could replace rank 0's)
+            from msdbg.capture.runner import run_script
+
+            return run_script(options.script, options.script_args)
     if getattr(args, "listen", None):
         from msdbg.frontends.listen import run_listening
 

@@ -77,6 +77,8 @@ def test_msdbg_run_as_the_launchers_per_rank_command(tmp_path):
     for rank in (0, 1):
         document = json.loads((tmp_path / f"hits.{rank}.json").read_text())
         assert document["hits"] == [] and document["errors"] == []
+    scheduler_log = next(tmp_path.glob("logs*/scheduler.log")).read_text(errors="replace")
+    assert "Watchpoint 1" not in scheduler_log  # msrun's scheduler ran the script without capture
     assert sorted(p.name for p in dump.iterdir() if p.name.startswith("rank_")) == ["rank_0", "rank_1"]
     done = run_msdbg("check", str(dump), "--nx", "-c", "watch rank_weight_mismatch")
     assert done.returncode == 1 and "rank_weight_mismatch: 4 tensors" in done.stdout
