@@ -68,6 +68,7 @@ def test_small_tensors_are_read_and_large_ones_memory_mapped(jit_nan_dump, tmp_p
     entry = next(e for e in entries if e.param == "fc1.weight" and e.category == "weight")
     array = entry.load()
     assert not isinstance(array, np.memmap) and array.shape == (8, 4) and array.dtype == np.float32
+    assert not array.flags.writeable  # read-only, like a memory map
     np.testing.assert_array_equal(array, np.load(entry.path))
     large = np.arange(SMALL_FILE_BYTES // 4 + 1, dtype=np.float32).reshape(-1, 1)
     for name, values in (("c.npy", large), ("f.npy", np.asfortranarray(np.hstack([large, large])))):

@@ -62,13 +62,9 @@ def _origins(hits: list[Hit], op_types: set[str]) -> list[str]:
 def _of(conditions: set[str], predicate: Callable[[Hit], bool] = lambda h: True) -> Callable:
     """Evidence: the tensors of hits of these conditions that really crossed a bound (not merely non-finite)."""
     def match(hits: list[Hit], graphs: list[Graph]) -> list[str]:
-        return sorted({_name(h) for h in hits if h.condition in conditions and _finite(h) and predicate(h)})
+        return sorted({_name(h) for h in hits if h.condition in conditions and not h.nonfinite and predicate(h)})
 
     return match
-
-
-def _finite(hit: Hit) -> bool:
-    return not any(key in hit.stats and hit.stats[key] for key in ("nan", "pos_inf", "neg_inf"))
 
 
 def _name(hit: Hit) -> str:
@@ -232,7 +228,7 @@ def diagnose(hits: list[Hit], graphs: Iterable[Graph]) -> tuple[list[Finding], l
     explained = set().union(*(f.rule.explains for f in findings))
     nan_origin_found = "tensor_overflow" in explained  # then NaN/Inf crossing other bounds follows from it
     unexplained = sorted({h.condition for h in hits
-                          if h.condition not in explained and (_finite(h) or not nan_origin_found)})
+                          if h.condition not in explained and (not h.nonfinite or not nan_origin_found)})
     return findings, unexplained
 
 

@@ -147,7 +147,7 @@ class _TensorEvaluation:
         """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
         return pre_update_entry(self.entry, self.entries, self.graph)
 
-    def run(self, watching: list[Watchpoint], inputs_dumped: bool = True) -> None:
+    def run(self, watching: list[Watchpoint], inputs_dumped: bool) -> None:
         """Judge every watchpoint; keep a copy for the next step's change conditions when its dump will hold no
         pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only)."""
         self.result.tensors_checked += 1

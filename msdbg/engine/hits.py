@@ -25,6 +25,11 @@ class Hit:
     def step(self) -> int:
         return self.entry.step.iteration
 
+    @property
+    def nonfinite(self) -> bool:
+        """Whether the hit tensor held NaN or Inf (as far as its statistics counted)."""
+        return any(self.stats.get(name) for name in ("nan", "pos_inf", "neg_inf"))
+
     def to_json(self) -> dict[str, Any]:
         """The hit as the ``--json`` contract spells it, plus ``reasons`` and ``source``."""
         key = self.entry.step

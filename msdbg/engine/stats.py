@@ -180,6 +180,11 @@ def _one_chunk(parts: list[np.ndarray], chunk: int) -> bool:
     first = parts[0]
     if not 0 < first.size <= chunk or any(not part.dtype.isnative for part in parts):
         return False
+    return _laid_out_alike(parts)
+
+
+def _laid_out_alike(parts: list[np.ndarray]) -> bool:
+    """Whether the operands are all C-contiguous or all Fortran-contiguous (their flat views then match)."""
     return all(part.flags.c_contiguous for part in parts) or all(part.flags.f_contiguous for part in parts)
 
 
@@ -187,8 +192,7 @@ def _windows(storages: list[np.ndarray], chunk: int) -> Iterator[list[np.ndarray
     """The operands in matching windows of about WINDOW_BYTES, in memory order; whole when they are small or not
     laid out alike (then nditer's buffering handles them at once)."""
     first = storages[0]
-    alike = all(s.flags.c_contiguous for s in storages) or all(s.flags.f_contiguous for s in storages)
-    if first.nbytes <= WINDOW_BYTES or not alike:
+    if first.nbytes <= WINDOW_BYTES or not _laid_out_alike(storages):
         yield storages
         return
     flat = [s.ravel(order="K") for s in storages]

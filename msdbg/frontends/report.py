@@ -54,7 +54,7 @@ def summary(hits: list[Hit]) -> list[str]:
                      f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
         origin = next((h for h in group if h.first_offending), group[0])
         lines.extend(format_origin(origin))
-        if _nonfinite(origin):
+        if origin.nonfinite:
             first = first_origins.setdefault((rank, graph, number), origin)
             earlier = since[(rank, graph, number, origin.entry.label)]
             if earlier < step:
@@ -65,15 +65,11 @@ def summary(hits: list[Hit]) -> list[str]:
     return lines
 
 
-def _nonfinite(hit: Hit) -> bool:
-    return any(hit.stats.get(name) for name in ("nan", "pos_inf", "neg_inf"))
-
-
 def _first_nonfinite(hits: list[Hit]) -> dict[tuple, int]:
     """For each (rank, graph, watchpoint, tensor): the first step its hit held NaN/Inf."""
     first: dict[tuple, int] = {}
     for hit in hits:
-        if _nonfinite(hit):
+        if hit.nonfinite:
             step = hit.entry.step
             key = (step.rank, step.graph, hit.watchpoint, hit.entry.label)
             first[key] = min(first.get(key, step.iteration), step.iteration)

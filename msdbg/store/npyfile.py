@@ -53,6 +53,7 @@ def open_npy(path: str) -> np.ndarray:
         with open(path, "rb") as handle:
             handle.seek(offset)
             data = np.fromfile(handle, dtype=dtype, count=count)
+        data.flags.writeable = False  # read-only, like the memory maps of larger tensors
         return data.reshape(shape, order="F" if fortran else "C")
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
