@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Recordings of runs started by tests go to a temporary folder, never into the repository's ./.msdbg/runs
+# (subprocesses inherit the variable).
+os.environ.setdefault("MSDBG_RUNS_DIR", tempfile.mkdtemp(prefix="msdbg-test-runs-"))
 SCRIPTS = ROOT / "tests" / "scripts"
 DEMOS = ROOT / "demos"
 
@@ -37,6 +41,16 @@ def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str, input
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return dump_root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_recordings():
+    """Remove the test session's recordings folder at the end."""
+    yield
+    import shutil
+
+    shutil.rmtree(os.environ["MSDBG_RUNS_DIR"], ignore_errors=True) if "msdbg-test-runs-" in os.environ[
+        "MSDBG_RUNS_DIR"] else None
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from msdbg.engine.hits import Hit
+from msdbg.engine.loss import is_loss_value
 from msdbg.store.graph import PASSTHROUGH_OPS, Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
@@ -99,13 +100,7 @@ def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
 
 
 def _is_loss(hit: Hit) -> bool:
-    """A loss value: inside a loss cell's scope (not merely under WithLossCell), or a scalar mean/sum."""
-    if hit.entry.category != "activation":
-        return False
-    scopes = hit.entry.node.split("/")[:-1]
-    in_loss_cell = any("loss" in part.lower() and not part.startswith("network-WithLossCell") for part in scopes)
-    scalar_reduction = hit.entry.op_type in {"ReduceMean", "ReduceSum"} and hit.stats.get("size") == 1
-    return in_loss_cell or scalar_reduction
+    return is_loss_value(hit.entry, hit.stats.get("size"))
 
 
 def _sigmoid_into_logits_loss(hits: list[Hit], graphs: list[Graph]) -> list[str]:
