@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Recordings of runs started by tests go to a temporary folder, never into the repository's ./.msdbg/runs
 # (subprocesses inherit the variable).
-os.environ.setdefault("MSDBG_RUNS_DIR", tempfile.mkdtemp(prefix="msdbg-test-runs-"))
+_TEST_RUNS = tempfile.mkdtemp(prefix="msdbg-test-runs-")
+os.environ.setdefault("MSDBG_RUNS_DIR", _TEST_RUNS)
 SCRIPTS = ROOT / "tests" / "scripts"
 DEMOS = ROOT / "demos"
 
@@ -47,10 +49,7 @@ def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str, input
 def _remove_test_recordings():
     """Remove the test session's recordings folder at the end."""
     yield
-    import shutil
-
-    shutil.rmtree(os.environ["MSDBG_RUNS_DIR"], ignore_errors=True) if "msdbg-test-runs-" in os.environ[
-        "MSDBG_RUNS_DIR"] else None
+    shutil.rmtree(_TEST_RUNS, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

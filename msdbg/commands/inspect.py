@@ -1,4 +1,4 @@
-"""Inspection commands: list, print, stats, hist, history, diff, node, inputs, outputs, trace, eval, save."""
+"""Inspection commands: list, print, stats, hist, diff, node, inputs, outputs, trace, eval, save."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from msdbg.engine.hits import Hit
 from msdbg.engine.stats import STAT_NAMES, compute_stats
 from msdbg.engine.trace import origin_chain
 from msdbg.engine.watchpoints import TargetPattern
-from msdbg.errors import MsdbgError, UsageError
+from msdbg.errors import UsageError
 from msdbg.frontends.report import format_stats
 from msdbg.repl import render
 from msdbg.session import Session
@@ -24,7 +24,6 @@ from msdbg.store.graph import Graph, Node
 _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
                    "--optimizer": "optimizer_state", "--inputs": "input"}
 _FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite"}
-_HISTORY_STATS = ["min", "max", "mean", "abs_mean", "l2norm", "nonfinite_count"]
 
 
 def _tensor(session: Session, text: str) -> tuple[TensorEntry, np.ndarray]:
@@ -163,28 +162,6 @@ def hist(session: Session, args: list[str]) -> str:
         raise UsageError("usage: hist TENSOR[slice] [BINS]")
     _, array = _tensor(session, text)
     return render.histogram(array, bins=int(rest[0]) if rest else 20, color=session.color)
-
-
-@command("history", "history TENSOR", "Sparklines of a tensor's statistics over the steps still on disk.")
-def history(session: Session, args: list[str]) -> str:
-    entry, _ = _tensor(session, _one(args, "history TENSOR"))
-    rows = []
-    for key in session.retained_steps(entry.step):
-        match = next((e for e in session.dump.tensors(key) if e.label == entry.label), None)
-        if match is None:
-            continue
-        try:
-            values = compute_stats(match.load(), _FULL_STATS, dtype_hint=match.file.dtype.lower()).as_dict()
-        except MsdbgError as exc:
-            raise UsageError(str(exc)) from None
-        rows.append((key.iteration, {name: _number(values.get(name)) for name in _HISTORY_STATS}))
-    return render.history_table(rows, _HISTORY_STATS)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, str):
-        return float(value)
-    return None if value is None else float(value)
 
 
 @command("diff", "diff TENSOR STEP_A STEP_B", "Compare a tensor at two steps still on disk.")

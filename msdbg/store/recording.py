@@ -139,11 +139,17 @@ class Recording:
                 self.db.execute("SELECT number, condition, params, target, enabled FROM watchpoints ORDER BY number")]
 
     def series(self, key: StepKey, label: str, stat: str) -> list[Point]:
-        """A tensor's ``stat`` (STAT_COLUMNS) at every recorded step of its rank, net and graph."""
-        if stat not in STAT_COLUMNS:
-            raise UsageError(f"no recorded statistic {stat!r}; recorded: {', '.join(STAT_COLUMNS)}")
+        """A tensor's ``stat`` (STAT_COLUMNS, or ``nonfinite``: its NaN+Inf count) at every recorded step of its
+        rank, net and graph. A step where the tensor held NaN/Inf is marked (except for ``nonfinite`` itself)."""
+        bad = "s.nan + s.pos_inf + s.neg_inf"
+        if stat == "nonfinite":
+            expression, bad = bad, "0"
+        elif stat in STAT_COLUMNS:
+            expression = f"s.{stat}"
+        else:
+            raise UsageError(f"no recorded statistic {stat!r}; recorded: {', '.join(STAT_COLUMNS)}, nonfinite")
         rows = self.db.execute(
-            f"SELECT st.iteration, s.{stat}, s.nan + s.pos_inf + s.neg_inf FROM stats s JOIN tensors t ON t.id = "
+            f"SELECT st.iteration, {expression}, {bad} FROM stats s JOIN tensors t ON t.id = "
             "s.tensor JOIN steps st ON st.id = s.step WHERE t.rank=? AND t.net=? AND t.graph=? AND t.label=? "
             "ORDER BY st.iteration", (key.rank, key.net, key.graph, label)).fetchall()
         return [Point(step, value, bool(bad)) for step, value, bad in rows]
