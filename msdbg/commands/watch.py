@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from msdbg.commands.registry import command
+from msdbg.engine.conditions import CONDITIONS
 from msdbg.engine.diagnose import format_findings
+from msdbg.engine.watchpoints import unknown_condition
 from msdbg.engine.recommended import RECOMMENDED
 from msdbg.errors import UsageError
 from msdbg.frontends.report import format_hit
@@ -65,22 +67,72 @@ def disable(session: Session, args: list[str]) -> str:
     return f"Disabled watchpoint {args[0]}"
 
 
-@command("info", "info watchpoints | info hits | info step | info ranks",
-         "Show watchpoints, hits so far, where training is, or the ranks of the dump.")
+@command("info", "info watchpoints | info hits [-w N] [-s STEPS] [-c CONDITION] | info step | info ranks",
+         "Show watchpoints, hits so far (counted per watchpoint; filtered by watchpoint, step A-B or condition), "
+         "where training is, or the ranks of the dump.")
 def info(session: Session, args: list[str]) -> str:
-    what = args[0] if len(args) == 1 else ""
-    if what and "step".startswith(what):
+    what = args[0] if args else ""
+    if what and len(args) == 1 and "step".startswith(what):
         return _step_info(session)
-    if what and "ranks".startswith(what):
+    if what and len(args) == 1 and "ranks".startswith(what):
         return _ranks_info(session)
-    if "watchpoints".startswith(what) and what:
+    if what and len(args) == 1 and "watchpoints".startswith(what):
         items = session.watchpoints.items.values()
         return "\n".join(w.describe() for w in items) if items else "No watchpoints."
-    if "hits".startswith(what) and what:
-        if not session.hits:
-            return "No hits."
-        return "\n".join(f"#{i} " + format_hit(h) for i, h in enumerate(session.hits, start=1))
-    raise UsageError("usage: info watchpoints | info hits | info step | info ranks", arg=0 if args else None)
+    if what and "hits".startswith(what):
+        return _hits_info(session, args[1:])
+    raise UsageError("usage: info watchpoints | info hits [-w N] [-s STEPS] [-c CONDITION] | info step | info ranks",
+                     arg=0 if args else None)
+
+
+_HIT_FILTERS = ("-w", "-s", "-c")
+
+
+def _hits_info(session: Session, args: list[str]) -> str:
+    """Counts per watchpoint, then the hits that pass the filters, numbered as 'trace N' takes them."""
+    if len(args) % 2 or any(flag not in _HIT_FILTERS for flag in args[::2]):
+        raise UsageError("usage: info hits [-w N] [-s STEP|A-B] [-c CONDITION]", arg=0)
+    given = dict(zip(args[::2], args[1::2]))
+    numbered = list(enumerate(session.hits, start=1))
+    if "-w" in given:
+        if not given["-w"].isdecimal():
+            raise UsageError(f"info hits -w {given['-w']!r}: expected a watchpoint number", arg=args.index("-w") + 2)
+        numbered = [(i, h) for i, h in numbered if h.watchpoint == int(given["-w"])]
+    if "-s" in given:
+        low, high = step_range(given["-s"])
+        numbered = [(i, h) for i, h in numbered if low <= h.step <= high]
+    if "-c" in given:
+        condition = given["-c"]
+        if condition not in CONDITIONS:
+            raise UsageError(unknown_condition(condition), arg=args.index("-c") + 2)
+        numbered = [(i, h) for i, h in numbered if h.condition == condition]
+    if not session.hits:
+        return "No hits."
+    lines = []
+    by_watchpoint: dict[int, list] = {}
+    for _, hit in numbered:
+        by_watchpoint.setdefault(hit.watchpoint, []).append(hit)
+    for number, hits in sorted(by_watchpoint.items()):
+        steps = sorted({h.step for h in hits})
+        span = f"step {steps[0]}" if len(steps) == 1 else f"{len(steps)} steps, {steps[0]}..{steps[-1]}"
+        lines.append(f"watchpoint {number} {hits[0].condition}: {len(hits)} hit{'s' if len(hits) != 1 else ''} "
+                     f"({span})")
+    if not numbered:
+        return "No hits match."
+    lines.extend(f"#{i} " + format_hit(h) for i, h in numbered)
+    return "\n".join(lines)
+
+
+def step_range(text: str) -> tuple[int, int]:
+    """``N``, ``A-B``, ``A-`` or ``-B`` as an inclusive (low, high) range of step numbers."""
+    low, sep, high = text.partition("-")
+    try:
+        bounds = (int(low) if low else 0, int(high) if high else (10 ** 18 if sep else int(low)))
+    except ValueError:
+        raise UsageError(f"bad step range {text!r}: expected N, A-B, A- or -B with whole numbers") from None
+    if bounds[0] > bounds[1]:
+        raise UsageError(f"bad step range {text!r}: {bounds[0]} is above {bounds[1]}")
+    return bounds
 
 
 def _ranks_info(session: Session) -> str:

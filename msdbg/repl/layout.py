@@ -22,17 +22,25 @@ def wrap(text: str, width: int, indent: str = "    ") -> str:
             out.append(line)
             continue
         lead = line[:len(line) - len(line.lstrip())]
-        current, room = lead, width
-        for word in line.split():
-            for piece in _pieces(word, max(width - len(lead + indent), 8)):
-                glue = "" if current.endswith(("/", " ")) or current == lead else " "
-                if len(current) + len(glue) + len(piece) > room and current.strip():
-                    out.append(current.rstrip())
-                    current, glue = lead + indent, ""
-                current += glue + piece
-            current += " "
-        out.append(current.rstrip())
+        out.extend(hanging(lead, line.strip(), width, lead + indent).splitlines())
     return "\n".join(out)
+
+
+def hanging(head: str, text: str, width: int, indent: str | None = None) -> str:
+    """``head`` followed by ``text`` filled to ``width``; later lines start with ``indent`` (default: as many
+    spaces as ``head``), so the text stands in a column of its own."""
+    indent = " " * len(head) if indent is None else indent
+    lines, current = [], head
+    room = max(width - len(indent), 8)
+    for word in text.split():
+        for piece in _pieces(word, room):
+            glue = "" if current.endswith("/") or current == head or not current.strip() else " "
+            if len(current) + len(glue) + len(piece) > width and current.strip():
+                lines.append(current.rstrip())
+                current, glue = indent, ""
+            current += glue + piece
+    lines.append(current.rstrip())
+    return "\n".join(lines)
 
 
 def _pieces(word: str, room: int) -> list[str]:
