@@ -42,6 +42,8 @@ class Session:
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
     recorder: Recorder | None = None  # the flight recorder this run writes (None: --no-record, or closed)
     record_path: str | None = None  # where it writes (kept after it is closed, for the summary)
+    displays: dict[int, str] = field(default_factory=dict)  # display N: what is shown at every pause
+    next_display: int = 1
     _recorded_watchpoints: list[str] = field(default_factory=list)
     _reader: Recording | None = None
 

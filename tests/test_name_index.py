@@ -120,7 +120,7 @@ def test_completion_is_capped_and_other_words_still_complete(session):
     assert completer.candidates([], "pri") == ["print"]
     assert completer.candidates(["watch"], "tensor_ov") == ["tensor_overflow"]
     assert completer.candidates(["watch", "weight_too_large"], "ma") == ["max_gt="]
-    assert completer.candidates(["info"], "") == ["watchpoints", "hits", "step"]
+    assert completer.candidates(["info"], "") == ["watchpoints", "hits", "step", "ranks"]
     assert CommandCompleter(Session()).candidates(["print"], "") == [], "no step yet: nothing to offer"
 
 

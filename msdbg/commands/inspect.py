@@ -228,7 +228,8 @@ def node(session: Session, args: list[str]) -> str:
         lines.append(f"  shape: {target.shape}")
     for slot, name in enumerate(target.inputs):
         source = graph.nodes.get(name)
-        lines.append(f"  input {slot}: {source.op_type + ' ' + source.full_name if source else name}")
+        shape = f"  {source.shape}" if source is not None and (source.shape or source.is_parameter) else ""
+        lines.append(f"  input {slot}: {source.op_type + ' ' + source.full_name if source else name}{shape}")
     for consumer in graph.consumers(target.name):
         lines.append(f"  consumer: {consumer.op_type} {consumer.full_name}")
     if target.source:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from msdbg.commands.ranges import is_range, parse_range
 from msdbg.commands.registry import command
 from msdbg.commands.tensor_names import StepNames, split_slice
 from msdbg.engine.evaluate import pre_update_entry
@@ -117,8 +118,8 @@ def plot(session: Session, args: list[str]) -> str:
         raise UsageError("usage: plot TENSOR|loss|lr [STAT] [STEPS]")
     rest = args[1:]
     window = None
-    if rest and _is_range(rest[-1]):
-        window = _range(rest.pop())
+    if rest and is_range(rest[-1]):
+        window = parse_range(rest.pop(), "step", len(args) - 1)
     if len(rest) > 1 or (rest and args[0] in SCALARS):
         raise UsageError("usage: plot TENSOR|loss|lr [STAT] [STEPS]", arg=len(args) - 1)
     stat = _stat(rest, 0, "mean") if rest else "mean"
@@ -128,24 +129,6 @@ def plot(session: Session, args: list[str]) -> str:
         if not points:
             raise UsageError(f"no recorded step of {title} in {window[0]}-{window[1]}")
     return line_chart(points, width=terminal_width(), title=title)
-
-
-def _is_range(word: str) -> bool:
-    return "-" in word.strip("-") or ":" in word or word.isdecimal()
-
-
-def _range(word: str) -> tuple[int, int]:
-    parts = word.replace(":", "-").split("-")
-    try:
-        if len(parts) == 1:
-            return int(parts[0]), int(parts[0])
-        low = int(parts[0]) if parts[0] else 0
-        high = int(parts[1]) if parts[1] else math.inf
-    except ValueError:
-        raise UsageError(f"bad step range {word!r}: expected A-B, A- or -B with whole numbers") from None
-    if len(parts) != 2 or low > high:
-        raise UsageError(f"bad step range {word!r}: expected A-B with A <= B")
-    return low, high
 
 
 _GRADS_SORTS = {"order": lambda r: r["order"], "name": lambda r: r["param"],

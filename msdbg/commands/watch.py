@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+from msdbg.commands.ranges import numbers_in, parse_range
 from msdbg.commands.registry import command
 from msdbg.engine.conditions import CONDITIONS
 from msdbg.engine.diagnose import format_findings
@@ -41,30 +44,56 @@ def watch(session: Session, args: list[str]) -> str:
     return f"Watchpoint {watchpoint.describe()}"
 
 
-def _number(args: list[str], verb: str) -> int:
-    if len(args) != 1 or not args[0].isdigit():
-        raise UsageError(f"usage: {verb} N (a watchpoint number, see 'info watchpoints')", arg=0 if args else None)
-    return int(args[0])
+def _numbers(session: Session, args: list[str], verb: str) -> list[int]:
+    if not args:
+        raise UsageError(f"usage: {verb} N|A-B ... (watchpoint numbers, see 'info watchpoints')")
+    return numbers_in(args, list(session.watchpoints.items), "watchpoint")
 
 
-@command("delete", "delete N", "Delete watchpoint N.")
+@command("delete", "delete [N|A-B ...]", "Delete watchpoints N, or a range A-B; no argument: all of them (asked "
+         "first at a terminal).")
 def delete(session: Session, args: list[str]) -> str:
-    number = _number(args, "delete")
-    session.watchpoints.get(number)
-    del session.watchpoints.items[number]
-    return f"Deleted watchpoint {number}"
+    if not args:
+        count = len(session.watchpoints.items)
+        if not count:
+            return "No watchpoints."
+        if _interactive(session) and not _confirm(f"Delete all {count} watchpoints? (y or n) "):
+            return "Nothing deleted."
+        session.watchpoints.items.clear()
+        return f"Deleted {count} watchpoint{'s' if count != 1 else ''}"
+    chosen = _numbers(session, args, "delete")
+    for number in chosen:
+        del session.watchpoints.items[number]
+    return f"Deleted watchpoint{'s' if len(chosen) != 1 else ''} {', '.join(map(str, chosen))}"
 
 
-@command("enable", "enable N", "Enable watchpoint N.")
+def _interactive(session: Session) -> bool:
+    """A person at this process's terminal (not a command file, a pipe or an attached client)."""
+    remote = session.control is not None and session.control.remote
+    return not remote and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+@command("enable", "enable N|A-B ...", "Enable watchpoints N (or a range A-B).")
 def enable(session: Session, args: list[str]) -> str:
-    session.watchpoints.get(_number(args, "enable")).enabled = True
-    return f"Enabled watchpoint {args[0]}"
+    chosen = _numbers(session, args, "enable")
+    for number in chosen:
+        session.watchpoints.items[number].enabled = True
+    return f"Enabled watchpoint{'s' if len(chosen) != 1 else ''} {', '.join(map(str, chosen))}"
 
 
-@command("disable", "disable N", "Disable watchpoint N (kept, not evaluated).")
+@command("disable", "disable N|A-B ...", "Disable watchpoints N (or a range A-B): kept, not evaluated.")
 def disable(session: Session, args: list[str]) -> str:
-    session.watchpoints.get(_number(args, "disable")).enabled = False
-    return f"Disabled watchpoint {args[0]}"
+    chosen = _numbers(session, args, "disable")
+    for number in chosen:
+        session.watchpoints.items[number].enabled = False
+    return f"Disabled watchpoint{'s' if len(chosen) != 1 else ''} {', '.join(map(str, chosen))}"
 
 
 @command("info", "info watchpoints | info hits [-w N] [-s STEPS] [-c CONDITION] | info step | info ranks",
@@ -99,7 +128,7 @@ def _hits_info(session: Session, args: list[str]) -> str:
             raise UsageError(f"info hits -w {given['-w']!r}: expected a watchpoint number", arg=args.index("-w") + 2)
         numbered = [(i, h) for i, h in numbered if h.watchpoint == int(given["-w"])]
     if "-s" in given:
-        low, high = step_range(given["-s"])
+        low, high = parse_range(given["-s"], "step", args.index("-s") + 1)
         numbered = [(i, h) for i, h in numbered if low <= h.step <= high]
     if "-c" in given:
         condition = given["-c"]
@@ -121,18 +150,6 @@ def _hits_info(session: Session, args: list[str]) -> str:
         return "No hits match."
     lines.extend(f"#{i} " + format_hit(h) for i, h in numbered)
     return "\n".join(lines)
-
-
-def step_range(text: str) -> tuple[int, int]:
-    """``N``, ``A-B``, ``A-`` or ``-B`` as an inclusive (low, high) range of step numbers."""
-    low, sep, high = text.partition("-")
-    try:
-        bounds = (int(low) if low else 0, int(high) if high else (10 ** 18 if sep else int(low)))
-    except ValueError:
-        raise UsageError(f"bad step range {text!r}: expected N, A-B, A- or -B with whole numbers") from None
-    if bounds[0] > bounds[1]:
-        raise UsageError(f"bad step range {text!r}: {bounds[0]} is above {bounds[1]}")
-    return bounds
 
 
 def _ranks_info(session: Session) -> str:
