@@ -33,6 +33,7 @@ def open_recording(path: str | None, commands: list[CommandSource], batch: bool,
     """Run the commands on the recording, then the prompt (or, with ``batch``, the report: exit 0/1/2)."""
     from msdbg.frontends.batch import finish
     from msdbg.frontends.live import interact, use_color
+    from msdbg.repl.pager import show
 
     session = open_session(path)
     recording = session.dump
@@ -42,7 +43,7 @@ def open_recording(path: str | None, commands: list[CommandSource], batch: bool,
           + ("" if batch else "; 'help' lists commands, 'quit' leaves"), flush=True)
     session.color = not batch and use_color()
     for output in run_commands(session, commands):
-        print(output, flush=True)
+        show(output)
     if batch:
         return finish(session, json_out)
     from msdbg.repl.app import make_reader
