@@ -167,3 +167,49 @@ def test_open_refuses_what_is_not_a_recording(tmp_path):
     done = subprocess.run([sys.executable, "-m", "msdbg", "open", "--batch"], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT), MSDBG_RUNS_DIR=str(empty)))
     assert done.returncode == 2 and "no recording in" in done.stderr
+
+
+def test_long_output_goes_through_the_pager_on_a_terminal(jit_nan_dump, tmp_path):
+    from test_repl import _pty_session
+
+    record = tmp_path / "nan.msdbg.sqlite"
+    assert _msdbg({}, "check", str(jit_nan_dump), "--nx", "--record", str(record), "-c",
+                  "watch tensor_overflow").returncode == 1
+    screen, code = _pty_session(["-m", "msdbg", "open", str(record)], [
+        (r"\(msdbg\)", "help\r"),
+        (r"continue +Run until", "q"),  # less shows the first screen and waits; q quits it
+        (r"\(msdbg\)[^\n]*$", "info step\r"),
+        (r"Training ended", "quit\r"),
+    ], env=(("MSDBG_PAGER", "less -R -X"), ("LINES", "24"), ("COLUMNS", "80")))
+    assert code == 0
+    assert "Training ended; at step 5" in screen
+
+
+@pytest.mark.slow
+def test_display_at_every_pause_and_delete_ranges(tmp_path):
+    done = _drive(tmp_path, [
+        "watch tensor_overflow", "watch gradient_exploding", "watch tensor_health", "watch weight_overflow",
+        "display fc2.bias",
+        "display np.abs(`fc1.weight`).max()",
+        "step", "step",
+        "delete 2-3",
+        "info watchpoints",
+        "delete",
+        "info watchpoints",
+        "undisplay 1",
+        "step",
+        "quit",
+    ], "--record", str(tmp_path / "r.sqlite"), str(SCRIPTS / "tiny_loop.py"), "10")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    pauses = out.split("msdbg: paused after step")[1:]
+    assert len(pauses) == 3
+    assert all("1: fc2.bias\nParameter" not in p for p in pauses[2:]), "undisplay 1 removed it"
+    for pause in pauses[:2]:
+        shown = pause.split("(msdbg)", 1)[0]
+        assert "1: fc2.bias" in shown and "shape=(1,)" in shown and "2: np.abs(`fc1.weight`).max()" in shown
+    assert "2: np.abs(`fc1.weight`).max()" in pauses[2]
+    assert "Deleted watchpoints 2, 3" in out
+    assert _output_of(out, "info watchpoints").splitlines() == ["1: tensor_overflow", "4: weight_overflow"]
+    assert "Deleted 2 watchpoints" in _output_of(out, "delete"), "no question on a pipe"
+    assert out.count("No watchpoints.") == 1
