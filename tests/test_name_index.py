@@ -1,6 +1,7 @@
 """Per-step name indexes (resolve, completion, list) answer what a scan of the step's tensors answers."""
 
 import os
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -125,39 +126,60 @@ def test_completion_is_capped_and_other_words_still_complete(session):
 
 
 def _scan_list(entries, categories, pattern):
-    """``list`` as a scan over the step's op outputs and parameters."""
+    """``list`` as a scan over the step's op outputs and parameters: each scope with its tensors' rows (name, op,
+    category with parameter, shape, dtype)."""
     groups = defaultdict(list)
     for entry in entries:
         if entry.io != "output" or (categories and entry.category not in categories):
             continue
         if pattern is None or TargetPattern.parse(pattern).matches(entry):
             groups[entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"].append(entry)
-    lines = []
+    listed = []
     for scope in sorted(groups):
-        lines.append(scope)
         for entry in groups[scope]:
-            shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else ""
-            param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
+            shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else None
             name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
             slot = f":{entry.slot}" if entry.slot else ""
-            lines.append(f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]")
-    return "\n".join(lines) or "No tensors match."
+            category = entry.category + (f" {entry.param}" if entry.param and not entry.file.is_parameter else "")
+            shape_text = "?" if shape is None else "(" + ",".join(map(str, shape)) + ")"
+            listed.append((scope, f"{name}{slot}", entry.op_type, category, shape_text, entry.file.dtype))
+    return listed
+
+
+def _parsed_list(text):
+    """(scope, name, op, category, shape, dtype) of each row ``list`` printed (wide columns: nothing shortened)."""
+    if text == "No tensors match.":
+        return []
+    lines = text.splitlines()
+    header = lines[0]
+    starts = [header.index(h) for h in ("name", "op", "category", "shape", "dtype", "size")]
+    rows, scope = [], None
+    for line in lines[1:]:
+        if not line.startswith("  "):
+            scope = line
+            continue
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:])]
+        rows.append((scope, *cells))
+    return rows
 
 
 @pytest.mark.parametrize("pattern", [None, *PATTERNS])
-def test_list_shows_what_a_scan_matches(session, pattern):
+def test_list_shows_what_a_scan_matches(session, pattern, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
     entries = session.current_entries()
     command = "list" if pattern is None else f"list {pattern}"
-    assert execute(session, command) == _scan_list(entries, set(), pattern)
-    assert execute(session, command + " --weights --gradients") == _scan_list(entries, {"weight", "gradient"}, pattern)
+    assert _parsed_list(execute(session, command)) == _scan_list(entries, set(), pattern)
+    assert _parsed_list(execute(session, command + " --weights --gradients")) == \
+        _scan_list(entries, {"weight", "gradient"}, pattern)
 
 
 def test_list_finds_tensors_through_every_kind_of_name(session):
     listed = {pattern: execute(session, f"list {pattern}")
               for pattern in ("Log", "fc1.weight", "Grad_MatMul", "Gradients/Default")}
-    assert "Log-op0  Log" in listed["Log"], "op type"
-    assert "  fc1.weight  Parameter" in listed["fc1.weight"], "parameter name"
-    assert "MatMul-op2  MatMul" in listed["Grad_MatMul"] and "ReluGrad" not in listed["Grad_MatMul"], "scope part"
+    assert re.search(r"Log-op0 +Log ", listed["Log"]), "op type"
+    assert re.search(r"  fc1.weight +Parameter", listed["fc1.weight"]), "parameter name"
+    assert re.search(r"MatMul-op2 +MatMul", listed["Grad_MatMul"]) and "ReluGrad" not in listed["Grad_MatMul"], \
+        "scope part"
     assert "ReluGrad-op0" in listed["Gradients/Default"] and "Log" not in listed["Gradients/Default"], "scope"
 
 

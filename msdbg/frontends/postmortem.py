@@ -38,10 +38,10 @@ def open_recording(path: str | None, commands: list[CommandSource], batch: bool,
     session = open_session(path)
     recording = session.dump
     meta = recording.meta()
-    print(f"msdbg: recording {recording.path}: {meta.get('source', '?')}, {len(session.done)} steps, "
-          f"{len(session.hits)} hits, started {meta.get('started', '?')}"
-          + ("" if batch else "; 'help' lists commands, 'quit' leaves"), flush=True)
     session.color = not batch and use_color()
+    show(f"msdbg: recording {recording.path}: {meta.get('source', '?')}, {len(session.done)} steps, "
+         f"{len(session.hits)} hits, started {meta.get('started', '?')}"
+         + ("" if batch else "; 'help' lists commands, 'quit' leaves"))
     for output in run_commands(session, commands):
         show(output)
     if batch:

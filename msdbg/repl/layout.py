@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from typing import Sequence
 
@@ -28,13 +29,13 @@ def wrap(text: str, width: int, indent: str = "    ") -> str:
 
 def hanging(head: str, text: str, width: int, indent: str | None = None) -> str:
     """``head`` followed by ``text`` filled to ``width``; later lines start with ``indent`` (default: as many
-    spaces as ``head``), so the text stands in a column of its own."""
+    spaces as ``head``), so the text stands in a column of its own. Spacing between words is kept."""
     indent = " " * len(head) if indent is None else indent
     lines, current = [], head
     room = max(width - len(indent), 8)
-    for word in text.split():
-        for piece in _pieces(word, room):
-            glue = "" if current.endswith("/") or current == head or not current.strip() else " "
+    for space, word in re.findall(r"(\s*)(\S+)", text):
+        for index, piece in enumerate(_pieces(word, room)):
+            glue = space if index == 0 and current.strip() else ""
             if len(current) + len(glue) + len(piece) > width and current.strip():
                 lines.append(current.rstrip())
                 current, glue = indent, ""

@@ -172,6 +172,29 @@ class Recording:
         return [Point(step, None if value is None or math.isnan(value) else value, bool(bad) or
                       (value is not None and not math.isfinite(value))) for step, value, bad in rows]
 
+    def health(self, key: StepKey) -> dict[str, tuple[int, int, int]]:
+        """label -> (NaN/Inf count, zero count, size) of every tensor recorded at a step."""
+        rows = self.db.execute(
+            "SELECT t.label, s.nan + s.pos_inf + s.neg_inf, s.zero, s.size FROM stats s JOIN tensors t ON "
+            "t.id = s.tensor JOIN steps st ON st.id = s.step WHERE st.rank=? AND st.net=? AND st.graph=? AND "
+            "st.iteration=?", (key.rank, key.net, key.graph, key.iteration))
+        return {label: (bad or 0, zero or 0, size) for label, bad, zero, size in rows}
+
+    def changed(self, key: StepKey) -> set[str] | None:
+        """Labels whose recorded statistics differ from the previous recorded step of the graph (None: no
+        previous step)."""
+        previous = self.db.execute(
+            "SELECT MAX(iteration) FROM steps WHERE rank=? AND net=? AND graph=? AND iteration<?",
+            (key.rank, key.net, key.graph, key.iteration)).fetchone()[0]
+        if previous is None:
+            return None
+        columns = ", ".join(f"s.{c}" for c in STAT_COLUMNS)
+        query = (f"SELECT t.label, {columns} FROM stats s JOIN tensors t ON t.id = s.tensor JOIN steps st ON "
+                 "st.id = s.step WHERE st.rank=? AND st.net=? AND st.graph=? AND st.iteration=?")
+        now = {row[0]: row[1:] for row in self.db.execute(query, (key.rank, key.net, key.graph, key.iteration))}
+        before = {row[0]: row[1:] for row in self.db.execute(query, (key.rank, key.net, key.graph, previous))}
+        return {label for label, values in now.items() if label in before and before[label] != values}
+
     def tensors_checked(self) -> int:
         """Tensor statistics recorded over the run (one per evaluated tensor and step)."""
         return self.db.execute("SELECT COUNT(*) FROM stats").fetchone()[0]
