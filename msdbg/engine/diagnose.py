@@ -7,11 +7,12 @@ known cause rather than guessed at.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from msdbg.engine.hits import Hit
-from msdbg.engine.loss import is_loss_value
+from msdbg.engine.loss import is_loss_value, loss_node
 from msdbg.store.graph import PASSTHROUGH_OPS, Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
@@ -118,6 +119,33 @@ def _sigmoid_into_logits_loss(hits: list[Hit], graphs: list[Graph]) -> list[str]
     return sorted(set(found))
 
 
+#: Element-wise ops of two tensors whose shapes NumPy-style broadcasting aligns.
+BROADCASTING_OPS = {"Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "SquaredDifference", "Maximum",
+                    "Minimum", "Pow", "FloorDiv", "Xdivy"}
+
+
+def _broadcast_into_loss(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    """A binary op feeding the loss whose output has more elements than each of its inputs: both were broadcast
+    (e.g. predictions (N, 1) minus labels (N,) gives (N, N)), so the loss averages every pair, not each sample."""
+    found = []
+    for graph in graphs:
+        loss = loss_node(graph)
+        if loss is None:
+            continue
+        for name in sorted(graph.ancestors(loss.name)):
+            node = graph.nodes[name]
+            inputs = [graph.nodes[i] for i in node.inputs if i in graph.nodes]
+            if node.op_type not in BROADCASTING_OPS or len(inputs) != 2 or not node.shape:
+                continue
+            sizes = [math.prod(i.shape) for i in inputs]
+            if min(sizes) > 1 and math.prod(node.shape) > max(sizes):
+                source = node.user_source()
+                shapes = " with ".join(str(i.shape) for i in inputs)
+                found.append(f"{node.op_type} {node.full_name}: {shapes} -> {node.shape}, feeding the loss "
+                             f"{loss.op_type} {loss.full_name}" + (f"; at {source}" if source else ""))
+    return sorted(set(found))
+
+
 _NAN_SECTION = "Checking the Loss Curve: an abnormal loss value (NaN, +/-INF); Common Causes: API computation"
 RULES: tuple[Rule, ...] = (
     Rule("log_of_nonpositive", "API computation: Log of 0 or a negative number gives -inf/NaN", _NAN_SECTION,
@@ -204,6 +232,17 @@ RULES: tuple[Rule, ...] = (
           "Model/TrainOneStepCell), and check gradients_mean",),
          _of({"rank_gradient_mismatch"}),
          explains=frozenset({"rank_gradient_mismatch"})),
+    Rule("broadcast_into_loss", "Loss function incorrectly implemented: two tensors of different shapes were "
+         "broadcast into a larger one that feeds the loss (a likely shape bug)",
+         "Checking the Code and Hyperparameters: the loss function is correctly implemented (Common Computational "
+         "Graph Structure Problems: the loss function is incorrect)",
+         ("make the shapes agree before the op: reshape labels to the predictions' shape (y.reshape(-1, 1)) or "
+          "squeeze the predictions (pred.squeeze(-1))",
+          "with (N, 1) and (N,) the loss compares every prediction with every label: it barely falls and its "
+          "gradients mix samples",
+          "'node NODE' shows the op's input shapes"),
+         _broadcast_into_loss,
+         explains=frozenset(set())),
     Rule("loss_zero", "Data: loss is (nearly) 0 at once: label leakage, or the task is trivial",
          "Checking the Loss Curve: other loss symptoms (loss 0)",
          ("check that labels (or a function of them) are not among the input features",

@@ -11,6 +11,7 @@ from typing import Iterable
 
 from msdbg.engine.stats import SUMMARY_NEEDS, TensorStats, compute_stats
 from msdbg.store.dumpdir import TensorEntry
+from msdbg.store.graph import Graph, Node
 
 REDUCTIONS = {"ReduceMean", "ReduceSum"}
 #: Scopes of the backward pass and of expanded composite ops, never the forward loss.
@@ -88,3 +89,19 @@ def step_scalars(entries: list[TensorEntry], recorded: list[tuple[TensorEntry, T
 
     return (stats_of(find_loss(entries)), value_of(find_scalar_parameter(entries, LEARNING_RATE_NAMES)),
             value_of(find_scalar_parameter(entries, LOSS_SCALE_NAMES)))
+
+
+def loss_node(graph: Graph) -> Node | None:
+    """The graph's loss node: a forward one-element output that is a loss value (a loss cell's output, or a scalar
+    mean/sum), preferring a loss cell's, then the last in execution order."""
+    best, best_rank = None, None
+    for node in graph.nodes.values():
+        if node.is_parameter or node.full_name.startswith(_NOT_FORWARD) or math.prod(node.shape) != 1:
+            continue
+        cell = in_loss_cell(node.full_name)
+        if not (cell or node.op_type in REDUCTIONS):
+            continue
+        rank = (cell, graph.exec_index.get(node.name, -1))
+        if best_rank is None or rank > best_rank:
+            best, best_rank = node, rank
+    return best
