@@ -82,7 +82,7 @@ class Session:
             if described != self._recorded_watchpoints:
                 self.recorder.record_watchpoints(self.watchpoints.items.values())
                 self._recorded_watchpoints = described
-            loss, lr, loss_scale = step_scalars(entries, result.recorded)
+            loss, lr, loss_scale = step_scalars(entries, result.recorded, graph)
             self.recorder.record_step(key, training=self.is_training_step(key), tensors=result.recorded,
                                       hits=result.hits, graph=graph, loss=loss, lr=lr, loss_scale=loss_scale)
         except Exception as exc:  # noqa: BLE001  the recorder must not end the training

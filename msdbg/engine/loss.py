@@ -6,6 +6,7 @@ One place for this logic: ``diagnose`` (a loss of 0), the flight recorder (the l
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterable
 
@@ -14,6 +15,7 @@ from msdbg.store.dumpdir import TensorEntry
 from msdbg.store.graph import Graph, Node
 
 REDUCTIONS = {"ReduceMean", "ReduceSum"}
+_PLUMBING = {"MakeTuple", "Depend", "Load", "TupleGetItem"}
 #: Scopes of the backward pass and of expanded composite ops, never the forward loss.
 _NOT_FORWARD = ("Gradients", "Expand")
 LEARNING_RATE_NAMES = {"learning_rate", "lr"}
@@ -33,8 +35,14 @@ def is_loss_value(entry: TensorEntry, size: int | None) -> bool:
     return in_loss_cell(entry.node) or (entry.op_type in REDUCTIONS and size == 1)
 
 
-def find_loss(entries: Iterable[TensorEntry]) -> TensorEntry | None:
-    """The step's loss: the last forward scalar output that is a loss value, preferring one in a loss cell."""
+def find_loss(entries: list[TensorEntry], graph: Graph | None = None) -> TensorEntry | None:
+    """The step's loss tensor: the output of its graph's loss node (see loss_node) when the graph is known, else
+    the last forward scalar output that is a loss value, preferring one in a loss cell."""
+    node = loss_node(graph) if graph is not None else None
+    found = next((e for e in entries if e.graph_node is node and e.io == "output" and e.slot == 0), None) \
+        if node is not None else None
+    if found is not None:
+        return found
     best, best_rank = None, None
     for entry in entries:
         if entry.io != "output" or entry.slot != 0 or entry.node.startswith(_NOT_FORWARD):
@@ -66,8 +74,8 @@ def _size(entry: TensorEntry) -> int | None:
     return None
 
 
-def step_scalars(entries: list[TensorEntry], recorded: list[tuple[TensorEntry, TensorStats]]
-                 ) -> tuple[TensorStats | None, float | None, float | None]:
+def step_scalars(entries: list[TensorEntry], recorded: list[tuple[TensorEntry, TensorStats]],
+                 graph: Graph | None = None) -> tuple[TensorStats | None, float | None, float | None]:
     """The loss's statistics, the learning rate and the loss scale of a step, where its dump shows them.
 
     Statistics already computed for the step (``recorded``) are reused; the others are one-element tensors.
@@ -87,13 +95,18 @@ def step_scalars(entries: list[TensorEntry], recorded: list[tuple[TensorEntry, T
         stats = stats_of(entry)
         return None if stats is None or stats.finite_count != 1 else stats.min
 
-    return (stats_of(find_loss(entries)), value_of(find_scalar_parameter(entries, LEARNING_RATE_NAMES)),
+    return (stats_of(find_loss(entries, graph)), value_of(find_scalar_parameter(entries, LEARNING_RATE_NAMES)),
             value_of(find_scalar_parameter(entries, LOSS_SCALE_NAMES)))
 
 
+@functools.lru_cache(maxsize=16)
 def loss_node(graph: Graph) -> Node | None:
-    """The graph's loss node: a forward one-element output that is a loss value (a loss cell's output, or a scalar
-    mean/sum), preferring a loss cell's, then the last in execution order."""
+    """The graph's loss node: what the step returns when that is one element (a training step returns its loss),
+    else a forward one-element loss value (a loss cell's output, or a scalar mean/sum), preferring a loss cell's,
+    then the last in execution order."""
+    returned = _returned_scalar(graph)
+    if returned is not None:
+        return returned
     best, best_rank = None, None
     for node in graph.nodes.values():
         if node.is_parameter or node.full_name.startswith(_NOT_FORWARD) or math.prod(node.shape) != 1:
@@ -105,3 +118,25 @@ def loss_node(graph: Graph) -> Node | None:
         if best_rank is None or rank > best_rank:
             best, best_rank = node, rank
     return best
+
+
+def _returned_scalar(graph: Graph) -> Node | None:
+    """The first one-element value the graph returns: from its output (a node nothing consumes), through
+    MakeTuple / Depend / Load to the op that computed it."""
+    consumed = {name for node in graph.nodes.values() for name in node.inputs}
+    outputs = [n for n in graph.nodes.values() if n.name not in consumed and n.op_type in _PLUMBING]
+    if len(outputs) != 1:
+        return None
+    pending, seen = [outputs[0]], set()
+    while pending:
+        node = pending.pop(0)
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type in _PLUMBING:
+            feeds = [graph.nodes[i] for i in node.inputs if i in graph.nodes]
+            pending = (feeds[:1] if node.op_type == "Depend" else feeds) + pending
+            continue
+        if not node.is_parameter and math.prod(node.shape) == 1 and not node.full_name.startswith(_NOT_FORWARD):
+            return node
+    return None
