@@ -171,7 +171,8 @@ def _record_path(args: argparse.Namespace, source: str) -> str | None:
         return args.record
     from msdbg.store.recorder import default_path
 
-    return default_path(source.rstrip("/"))
+    rank = os.environ.get("RANK_ID", "")  # ranks under a launcher start together: one recording each
+    return default_path(source.rstrip("/"), suffix=f"-rank{rank}" if rank.isdecimal() else "")
 
 
 if __name__ == "__main__":

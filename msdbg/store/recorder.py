@@ -57,11 +57,11 @@ def runs_dir() -> str:
     return os.environ.get(RUNS_DIR_ENV) or DEFAULT_DIR
 
 
-def default_path(script: str, directory: str | None = None, now: datetime | None = None) -> str:
-    """``./.msdbg/runs/YYYYmmdd-HHMMSS-SCRIPT.msdbg.sqlite`` (a counter is added if it exists)."""
+def default_path(script: str, directory: str | None = None, now: datetime | None = None, suffix: str = "") -> str:
+    """``./.msdbg/runs/YYYYmmdd-HHMMSS-SCRIPT{suffix}.msdbg.sqlite`` (a counter is added if it exists)."""
     directory = directory or runs_dir()
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.splitext(os.path.basename(script))[0]) or "run"
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.splitext(os.path.basename(script))[0] + suffix) or "run"
     path = os.path.join(directory, f"{stamp}-{stem}{SUFFIX}")
     counter = 1
     while os.path.exists(path):
