@@ -215,3 +215,20 @@ def test_indexes_are_built_once_per_listing_and_again_when_the_step_folder_chang
     assert rebuilt.resolve("Default_ReLU-op0").op_type == "ReLU"  # no graph: nodes keep their file-name form
     with pytest.raises(UsageError, match="no tensor 'Default_ReLU-op0'"):
         built.resolve("Default_ReLU-op0")
+
+
+def test_completion_adds_the_space_after_a_finished_word(session):
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    completer = CommandCompleter(session)
+
+    def complete(text):
+        return [(c.text, c.display_meta_text) for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("pri") == [("print ", "")]
+    overflow, = complete("watch tensor_ov")
+    assert overflow == ("tensor_overflow ", "NaN or +/-Inf in any tensor"), "a condition shows its description"
+    assert complete("watch weight_too_large ma") == [("max_gt=", "")], "a parameter waits for its value"
+    assert ("fc1.weight", "") in complete("print fc1.w"), "a tensor name may take a [slice]"
+    assert complete("info h") == [("hits ", "")] and ("conditions ", "") in complete("help con")
