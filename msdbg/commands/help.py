@@ -34,7 +34,7 @@ def help_(session: Session, args: list[str]) -> str:
     try:
         entry = lookup(topic)
     except UsageError:
-        raise UsageError(unknown("help topic", topic, [*COMMANDS, *CONDITIONS, *_TOPICS], "help"), arg=0) from None
+        raise UsageError(unknown("help topic", topic, [*COMMANDS, *CONDITIONS, *_TOPICS]), arg=0) from None
     aliases = f"  (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
     return wrap(f"{entry.usage}{aliases}\n  {entry.summary}", width)
 

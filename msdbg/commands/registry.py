@@ -85,7 +85,7 @@ def lookup(word: str) -> Command:
     """The command named or aliased ``word``; raise UsageError with the known names."""
     name = _ALIASES.get(word, word)
     if name not in COMMANDS:
-        raise UsageError(unknown("command", word, all_names(), "help", label="known", shown=COMMANDS,
+        raise UsageError(unknown("command", word, all_names(), label="known", shown=COMMANDS,
                                  canonical=_ALIASES), arg=-1)
     return COMMANDS[name]
 

@@ -83,7 +83,7 @@ class Watchpoint:
 
 def unknown_condition(name: str) -> str:
     """'unknown condition X' with the closest names, or every accepted name when none is close."""
-    return unknown("condition", name, CONDITIONS, "help conditions")
+    return unknown("condition", name, CONDITIONS)
 
 
 def _fmt(value: float) -> str:
