@@ -1,0 +1,198 @@
+"""How far apart two tensors are: max abs and relative error, cosine similarity, within tolerance.
+
+One chunked pass over both tensors (memory maps are read in windows whose pages are given back), so a pair of
+tensors larger than memory is never resident at once. Same-dtype float32/float64 pairs are compared in their
+own precision with float64 totals; pairs of different dtypes (float16 against float32, integers) in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from msdbg.store.npyfile import release_pages
+
+CHUNK = 1 << 16  # elements per chunk: the temporaries of a chunk stay in cache
+_ROW = 8192  # float32 dot products run over rows of this many elements, rows added in float64
+WINDOW_ELEMENTS = 1 << 24  # memory-mapped pages are given back after each window of this many elements
+_NATIVE = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """When two tensors count as equal: elementwise ``|a-b| <= atol + rtol*|a|`` (A is the reference, as in
+    ``numpy.allclose(b, a)``), or, with ``cosine_lt`` set, cosine similarity not below it."""
+
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    cosine_lt: float | None = None
+
+    def describe(self) -> str:
+        if self.cosine_lt is not None:
+            return f"cosine >= {self.cosine_lt:g}"
+        return f"|a-b| <= {self.atol:g} + {self.rtol:g}*|a|"
+
+
+@dataclass
+class PairMetrics:
+    """The comparison of one tensor pair. Error metrics cover positions finite on both sides."""
+
+    shape_a: tuple[int, ...]
+    shape_b: tuple[int, ...]
+    dtype_a: str
+    dtype_b: str
+    max_abs: float | None = None
+    max_rel: float | None = None
+    cosine: float | None = None
+    out_of_tolerance: int = 0  # elements (finite on both sides) outside rtol/atol
+    nonfinite_a: int = 0
+    nonfinite_b: int = 0
+    nonfinite_mismatch: int = 0  # positions where one side is NaN/Inf and the other is not the same value
+    within: bool = True
+    problem: str | None = None  # shapes that cannot be compared
+
+    def to_json(self) -> dict:
+        return {"shape_a": list(self.shape_a), "shape_b": list(self.shape_b), "dtype_a": self.dtype_a,
+                "dtype_b": self.dtype_b, "max_abs": self.max_abs, "max_rel": self.max_rel, "cosine": self.cosine,
+                "within": self.within, "nonfinite_a": self.nonfinite_a, "nonfinite_b": self.nonfinite_b,
+                "nonfinite_mismatch": self.nonfinite_mismatch, "problem": self.problem}
+
+
+def compare_arrays(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> PairMetrics:
+    """Compare ``b`` against the reference ``a`` in one chunked pass.
+
+    ``max_rel`` is the largest ``|a-b| / max(|a|, |b|)`` (0 where both are 0), so it is bounded and symmetric;
+    positions where exactly one side is NaN/Inf (or they hold different non-finite values) make the pair
+    diverge whatever the tolerance.
+    """
+    metrics = PairMetrics(tuple(a.shape), tuple(b.shape), a.dtype.name, b.dtype.name)
+    if a.size != b.size:
+        metrics.problem = f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}"
+        metrics.within = False
+        return metrics
+    totals = _Totals(tolerance)
+    with np.errstate(all="ignore"):
+        for x, y in _chunk_pairs(a, b):
+            totals.add(x, y)
+    totals.finish(metrics)
+    return metrics
+
+
+class _Totals:
+    """Running maxima and sums over the chunks."""
+
+    def __init__(self, tolerance: Tolerance):
+        self.tolerance = tolerance
+        self.max_abs = self.max_rel = 0.0
+        self.dot_ab = self.dot_aa = self.dot_bb = 0.0
+        self.compared = self.out = 0
+        self.nonfinite_a = self.nonfinite_b = self.mismatch = 0
+        self._buffers: dict[tuple[str, str], np.ndarray] = {}
+
+    def _buffer(self, name: str, like: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+        """A scratch array of ``like``'s length (and dtype unless given), reused across chunks."""
+        dtype = np.dtype(dtype or like.dtype)
+        key = (name, dtype.str)
+        buffer = self._buffers.get(key)
+        if buffer is None or len(buffer) < len(like):
+            buffer = self._buffers[key] = np.empty(max(len(like), CHUNK), dtype)
+        return buffer[:len(like)]
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        d = np.subtract(x, y, out=self._buffer("d", x))
+        np.abs(d, out=d)
+        largest = np.maximum.reduce(d) if len(d) else 0.0
+        if not np.isfinite(largest):  # NaN/Inf on a side (or an overflowing difference): compare finite parts
+            self._add_nonfinite(x, y)
+            return
+        ax = np.abs(x, out=self._buffer("ax", x))
+        ay = np.abs(y, out=self._buffer("ay", x))
+        self._add_dots(x, y)
+        self.max_abs = max(self.max_abs, float(largest))
+        self.compared += len(d)
+        if largest == 0:
+            return
+        denominator = np.maximum(ax, ay, out=ay)
+        relative = np.divide(d, denominator, out=denominator)  # 0/0 (both zero) is NaN, skipped by fmax
+        self.max_rel = max(self.max_rel, float(np.fmax.reduce(relative)))
+        if self.tolerance.cosine_lt is None:
+            bound = np.multiply(ax, self.tolerance.rtol, out=ax)
+            bound += self.tolerance.atol
+            self.out += int(np.count_nonzero(np.greater(d, bound, out=self._buffer("cmp", d, bool))))
+
+    def _add_dots(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.dot_ab += _dot(x, y)
+        self.dot_aa += _dot(x, x)
+        self.dot_bb += _dot(y, y)
+
+    def _add_nonfinite(self, x: np.ndarray, y: np.ndarray) -> None:
+        finite_x, finite_y = np.isfinite(x), np.isfinite(y)
+        both = finite_x & finite_y
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        self.nonfinite_a += int(len(x) - np.count_nonzero(finite_x))
+        self.nonfinite_b += int(len(y) - np.count_nonzero(finite_y))
+        self.mismatch += int(np.count_nonzero(~both & ~same))
+        xs, ys = x[both].astype(np.float64), y[both].astype(np.float64)
+        if len(xs):
+            self.add(xs, ys)
+
+    def finish(self, metrics: PairMetrics) -> None:
+        metrics.nonfinite_a, metrics.nonfinite_b, metrics.nonfinite_mismatch = \
+            self.nonfinite_a, self.nonfinite_b, self.mismatch
+        if self.compared:
+            metrics.max_abs, metrics.max_rel = self.max_abs, self.max_rel
+            metrics.cosine = _cosine(self.dot_ab, self.dot_aa, self.dot_bb)
+        metrics.out_of_tolerance = self.out
+        if self.tolerance.cosine_lt is not None:
+            metrics.within = metrics.cosine is None or metrics.cosine >= self.tolerance.cosine_lt
+        else:
+            metrics.within = self.out == 0
+        metrics.within = metrics.within and self.mismatch == 0
+
+
+def _cosine(ab: float, aa: float, bb: float) -> float:
+    """Cosine similarity; 1 when both are all zero, 0 when only one is."""
+    if aa == 0 and bb == 0:
+        return 1.0
+    if aa == 0 or bb == 0:
+        return 0.0
+    return float(min(1.0, max(-1.0, ab / np.sqrt(aa * bb))))
+
+
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """x . y with float64 totals: single-threaded BLAS dot products on rows of _ROW elements."""
+    if x.dtype != np.float32:
+        return float(np.dot(x, y))
+    split = len(x) - len(x) % _ROW
+    rows = np.add.reduce(np.vecdot(x[:split].reshape(-1, _ROW), y[:split].reshape(-1, _ROW)),
+                         dtype=np.float64) if split else 0.0
+    return float(rows + np.dot(x[split:].astype(np.float64), y[split:]))
+
+
+def _chunk_pairs(a: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Matching flat chunks of both tensors in C order, as float values of one dtype.
+
+    Same-dtype float32/float64 chunks are views; others are converted to float64 (bfloat16 stored as 2-byte
+    raw bits is not decoded here: its dtype differs from any float and it is compared as integers).
+    """
+    flat_a, flat_b = _flat(a), _flat(b)
+    same = a.dtype == b.dtype and a.dtype.name in _NATIVE and a.dtype.isnative
+    for start in range(0, len(flat_a), WINDOW_ELEMENTS):
+        window_a, window_b = flat_a[start:start + WINDOW_ELEMENTS], flat_b[start:start + WINDOW_ELEMENTS]
+        for at in range(0, len(window_a), CHUNK):
+            x, y = window_a[at:at + CHUNK], window_b[at:at + CHUNK]
+            if same:
+                yield x, y
+            else:
+                yield x.astype(np.float64), y.astype(np.float64)
+        release_pages(window_a)
+        release_pages(window_b)
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
+    """The elements in C order: a view for C-contiguous arrays (memory maps stay mapped), else a copy."""
+    if array.flags.c_contiguous:
+        return array.reshape(-1)
+    return np.ascontiguousarray(array).reshape(-1)
