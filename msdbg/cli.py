@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--steps", metavar="SPEC", default="all",
                          help="A's iterations to compare: 'all' or e.g. '0|5-8|100-120'")
     compare.add_argument("--rank", metavar="R", type=_non_negative_int, help="compare rank R only")
-    compare.add_argument("--rtol", metavar="X", type=_non_negative_float, help="relative tolerance (default 1e-5)")
-    compare.add_argument("--atol", metavar="Y", type=_non_negative_float, help="absolute tolerance (default 1e-8)")
+    compare.add_argument("--rtol", metavar="X", type=float, help="relative tolerance (default 1e-5)")
+    compare.add_argument("--atol", metavar="Y", type=float, help="absolute tolerance (default 1e-8)")
     compare.add_argument("--cosine-lt", metavar="C", type=float,
                          help="out of tolerance when cosine similarity < C (instead of --rtol/--atol)")
     compare.add_argument("--json", metavar="OUT", help="write pairs, first divergences and unpaired nodes to OUT")
@@ -80,16 +80,6 @@ def _non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a rank number (0, 1, ...)")
     return int(text)
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
-    return value
 
 
 def _positive_int(text: str) -> int:
@@ -166,17 +156,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from msdbg.engine.pairmetrics import Tolerance
-    from msdbg.errors import UsageError
     from msdbg.frontends.compare import compare_command
 
-    if args.cosine_lt is not None and (args.rtol is not None or args.atol is not None):
-        raise UsageError("--cosine-lt replaces --rtol/--atol: give one or the other")
-    defaults = Tolerance()
-    if args.cosine_lt is not None:
-        tolerance = Tolerance(cosine_lt=args.cosine_lt)
-    else:
-        tolerance = Tolerance(defaults.rtol if args.rtol is None else args.rtol,
-                              defaults.atol if args.atol is None else args.atol)
+    tolerance = Tolerance.from_options(args.rtol, args.atol, args.cosine_lt)
     return compare_command(args.run_a, args.run_b, steps=args.steps, rank=args.rank, tolerance=tolerance,
                            json_out=args.json)
 

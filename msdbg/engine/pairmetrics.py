@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from msdbg.errors import UsageError
 from msdbg.store.npyfile import release_pages
 
 CHUNK = 1 << 16  # elements per chunk: the temporaries of a chunk stay in cache
@@ -28,6 +29,20 @@ class Tolerance:
     rtol: float = 1e-5
     atol: float = 1e-8
     cosine_lt: float | None = None
+
+    @classmethod
+    def from_options(cls, rtol: float | None, atol: float | None, cosine_lt: float | None) -> "Tolerance":
+        """The tolerance of ``--rtol X --atol Y`` (defaults for the one not given) or ``--cosine-lt C``."""
+        if cosine_lt is not None:
+            if rtol is not None or atol is not None:
+                raise UsageError("--cosine-lt replaces --rtol/--atol: give one or the other")
+            if not -1 <= cosine_lt <= 1:
+                raise UsageError(f"--cosine-lt {cosine_lt:g}: a cosine similarity lies in [-1, 1]")
+            return cls(cosine_lt=cosine_lt)
+        for name, value in (("--rtol", rtol), ("--atol", atol)):
+            if value is not None and not 0 <= value < float("inf"):
+                raise UsageError(f"{name} {value:g}: must be a finite number >= 0")
+        return cls(cls.rtol if rtol is None else rtol, cls.atol if atol is None else atol)
 
     def describe(self) -> str:
         if self.cosine_lt is not None:
