@@ -240,20 +240,17 @@ class StepComparer:
                     if e.graph_node is node_a and e.io == "input"}
         dumped_b = {e.slot: e for e in self.dump_b.tensors(pair.b.step)
                     if e.graph_node is node_b and e.io == "input"}
-        compared = []
+        compared, paired_b = [], set(pairing.nodes.values())
         for slot in sorted(set(dumped_a) | set(range(len(node_a.inputs)))):
             producer_a = _producer(graph_a, node_a, slot)
             producer_b = _producer(graph_b, node_b, slot)
-            note = None
-            if producer_b is not None and producer_b.name not in pairing.nodes.values() \
-                    and producer_b.op_type == "Cast":
-                note = f"B casts it ({producer_b.full_name}; only in B)"
+            note = _only_on_one_side(producer_a, producer_b, pairing.nodes, paired_b)
             if slot in dumped_a and slot in dumped_b:
                 metrics = self.metrics(dumped_a[slot], dumped_b[slot], errors)
             else:
                 if producer_a is None and slot not in dumped_a:
                     continue  # a constant, not dumped
-                metrics, note = None, "not dumped (dump with input_output 0 to compare inputs)"
+                metrics, note = None, "not dumped (a dump with input_output 0 holds op inputs)"
             compared.append(InputComparison(slot, _name(producer_a), _name(producer_b), metrics, note))
         return compared
 
@@ -298,6 +295,17 @@ def _producer(graph: Graph | None, node: Node, slot: int) -> Node | None:
     while current is not None and current.op_type in ("Load", "Depend", "TupleGetItem") and current.inputs:
         current = graph.nodes.get(current.inputs[0])
     return current
+
+
+def _only_on_one_side(producer_a: Node | None, producer_b: Node | None, paired_a: dict[str, str],
+                      paired_b: set[str]) -> str | None:
+    """A note when an input comes from a node that only one run has (a Cast of mixed precision, an epsilon's Add)."""
+    notes = []
+    if producer_a is not None and not producer_a.is_parameter and producer_a.name not in paired_a:
+        notes.append(f"{producer_a.op_type} {producer_a.full_name} is only in A")
+    if producer_b is not None and not producer_b.is_parameter and producer_b.name not in paired_b:
+        notes.append(f"{producer_b.op_type} {producer_b.full_name} is only in B")
+    return "; ".join(notes) or None
 
 
 def _name(node: Node | None) -> str | None:
