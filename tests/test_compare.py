@@ -1,13 +1,16 @@
 """msdbg compare on real pairs of CPU runs: one planted change each, found at the node where the runs part ways."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from conftest import SCRIPTS, plain_mindspore_dump, run_msdbg
+from conftest import ROOT, SCRIPTS, plain_mindspore_dump, run_msdbg
 
 SCRIPT = SCRIPTS / "compare_net.py"
 VARIANTS = {
@@ -156,3 +159,33 @@ def test_truncated_tensor_file_is_named_and_the_rest_compared(runs, tmp_path):
     report = json.loads(out.read_text())
     assert len(report["errors"]) == 1 and len(report["pairs"]) > 100
     assert [p for p in report["pairs"] if p["within"] is None][0]["op_type"] == "Tanh"
+
+
+@pytest.mark.slow
+def test_prompt_compare_and_diff_against_another_run(runs, tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("\n".join([
+        "compare " + str(runs["sigmoid"]),  # before any step: refused, training goes on
+        "diff act2-ReLU/ReLU-op0",
+        "step",
+        "compare " + str(runs["sigmoid"]),
+        "diff act2-ReLU/ReLU-op0",
+        "diff fc2-Dense/BiasAdd-op0[0, :3]",
+        "compare " + str(tmp_path / "missing"),
+        "compare " + str(runs["sigmoid"]) + " --cosine-lt 0.9 --rtol 1",
+        "continue",
+    ]) + "\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GLOG_v="3")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "drive_prompt.py"), str(keys), str(SCRIPT)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+    blocks = out.split("(msdbg) ")
+    assert "no step has run yet" in blocks[1] and "'compare RUN' first" in blocks[2]
+    compared = blocks[4]
+    assert "first divergence at step 0" in compared and "act2-ReLU/ReLU-op0" in compared
+    assert "B: Sigmoid" in compared and "cause: op" in compared
+    assert "Sigmoid-op0" in blocks[5] and "differing elements: 128 of 128" in blocks[5] and "DIFFERS" in blocks[5]
+    assert "shape=(3,)" in blocks[6] and "equal" in blocks[6]  # the layer before the change agrees
+    assert "does not exist" in blocks[7] and "--cosine-lt replaces" in blocks[8]
+    assert "step 1 loss" in out, "the training ran to its end"
