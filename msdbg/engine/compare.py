@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from msdbg.engine.pairing import StepPairing, pair_nodes, pair_step
-from msdbg.engine.pairmetrics import PairMetrics, Tolerance, compare_arrays
+from msdbg.engine.pairmetrics import STATISTICS_NEEDED, PairMetrics, Tolerance, compare_arrays, compare_statistics
+from msdbg.engine.stats import TensorStats, compute_stats
 from msdbg.engine.trace import nodes_below_others
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
@@ -195,12 +196,15 @@ class StepComparer:
         return pair_step(self.dump_a.tensors(key_a), self.dump_b.tensors(key_b), self._node_pairs[cache])
 
     def metrics(self, a: TensorEntry, b: TensorEntry, errors: list[str]) -> PairMetrics | None:
-        """Compare two tensors; an unreadable file is recorded in ``errors`` and gives None."""
+        """Compare two tensors (by their statistics when a side holds statistics only, e.g. a statistic.csv
+        dump); an unreadable file is recorded in ``errors`` and gives None."""
         try:
+            if a.stats is not None or b.stats is not None:
+                return compare_statistics(_statistics(a), _statistics(b), self.tolerance)
             return compare_arrays(a.load(), b.load(), self.tolerance)
         except MsdbgError as exc:
             errors.append(str(exc))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             errors.append(f"tensor {a.label} / {b.label}: cannot be compared ({exc})")
         return None
 
@@ -253,6 +257,13 @@ class StepComparer:
                 metrics, note = None, "not dumped (a dump with input_output 0 holds op inputs)"
             compared.append(InputComparison(slot, _name(producer_a), _name(producer_b), metrics, note))
         return compared
+
+
+def _statistics(entry: TensorEntry) -> TensorStats:
+    """The entry's statistics: from a statistics-only dump as they are, else computed from its data."""
+    if entry.stats is not None:
+        return entry.stats
+    return compute_stats(entry.load(), STATISTICS_NEEDED, dtype_hint=entry.file.dtype.lower())
 
 
 def first_divergences(diverged: list[TensorPair], graph_a: Graph | None, graph_b: Graph | None,

@@ -1,4 +1,5 @@
-"""How far apart two tensors are: max abs and relative error, cosine similarity, within tolerance.
+"""How far apart two tensors are: max abs and relative error, cosine similarity, within tolerance (or, when a side
+holds statistics only, how far apart their statistics are).
 
 One chunked pass over both tensors (memory maps are read in windows whose pages are given back), so a pair of
 tensors larger than memory is never resident at once. Same-dtype float32/float64 pairs are compared in their
@@ -7,11 +8,13 @@ own precision with float64 totals; pairs of different dtypes (float16 against fl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
+from msdbg.engine.stats import TensorStats
 from msdbg.errors import UsageError
 from msdbg.store.npyfile import release_pages
 
@@ -67,12 +70,13 @@ class PairMetrics:
     nonfinite_mismatch: int = 0  # positions where one side is NaN/Inf and the other is not the same value
     within: bool = True
     problem: str | None = None  # shapes that cannot be compared
+    basis: str = "values"  # or "statistics": a side held statistics only (see compare_statistics)
 
     def to_json(self) -> dict:
         return {"shape_a": list(self.shape_a), "shape_b": list(self.shape_b), "dtype_a": self.dtype_a,
                 "dtype_b": self.dtype_b, "max_abs": self.max_abs, "max_rel": self.max_rel, "cosine": self.cosine,
                 "within": self.within, "nonfinite_a": self.nonfinite_a, "nonfinite_b": self.nonfinite_b,
-                "nonfinite_mismatch": self.nonfinite_mismatch, "problem": self.problem}
+                "nonfinite_mismatch": self.nonfinite_mismatch, "problem": self.problem, "basis": self.basis}
 
 
 def compare_arrays(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> PairMetrics:
@@ -92,6 +96,47 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> PairMe
         for x, y in _chunk_pairs(a, b):
             totals.add(x, y)
     totals.finish(metrics)
+    return metrics
+
+
+#: Statistics compared when a side holds statistics only, and what computing them from tensor data needs.
+COMPARED_STATISTICS = ("min", "max", "mean", "l2norm")
+STATISTICS_NEEDED = frozenset({"min", "max", "sum", "sq_sum", "finite_count", "nonfinite"})
+_COUNTS = ("nan", "pos_inf", "neg_inf")
+
+
+def compare_statistics(a: TensorStats, b: TensorStats, tolerance: Tolerance) -> PairMetrics:
+    """Compare two tensors by the statistics both sides hold (min, max, mean, L2 norm, NaN/Inf counts).
+
+    ``max_abs`` / ``max_rel`` are the largest differences among those statistics; each must lie within
+    ``atol + rtol*|a|`` (the rtol/atol of the tolerance also under ``--cosine-lt``: statistics give no cosine).
+    """
+    metrics = PairMetrics(tuple(a.shape), tuple(b.shape), a.dtype, b.dtype, basis="statistics")
+    if a.size != b.size:
+        metrics.problem, metrics.within = f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}", False
+        return metrics
+    compared = []
+    for name in COMPARED_STATISTICS:
+        x, y = getattr(a, name), getattr(b, name)
+        if x is None or y is None:
+            continue
+        compared.append(name)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            metrics.nonfinite_mismatch += 0 if x == y or (math.isnan(x) and math.isnan(y)) else 1
+            continue
+        difference = abs(x - y)
+        metrics.max_abs = max(metrics.max_abs or 0.0, difference)
+        scale = max(abs(x), abs(y))
+        metrics.max_rel = max(metrics.max_rel or 0.0, difference / scale if scale else 0.0)
+        metrics.out_of_tolerance += difference > tolerance.atol + tolerance.rtol * abs(x)
+    for name in _COUNTS:
+        x, y = getattr(a, name), getattr(b, name)
+        if x is not None and y is not None:
+            metrics.nonfinite_a, metrics.nonfinite_b = metrics.nonfinite_a + x, metrics.nonfinite_b + y
+            metrics.nonfinite_mismatch += abs(x - y)
+    if not compared:
+        metrics.problem = "the two sides hold no statistic in common"
+    metrics.within = not metrics.out_of_tolerance and not metrics.nonfinite_mismatch
     return metrics
 
 

@@ -80,7 +80,10 @@ def format_metrics(metrics: PairMetrics | None) -> str:
         verdict = "equal"
     parts = [verdict]
     if metrics.max_abs is not None:
-        parts.append(f"max_abs={metrics.max_abs:.4g} max_rel={metrics.max_rel:.4g} cosine={metrics.cosine:.8g}")
+        parts.append(f"max_abs={metrics.max_abs:.4g} max_rel={metrics.max_rel:.4g}"
+                     + (f" cosine={metrics.cosine:.8g}" if metrics.cosine is not None else ""))
+    if metrics.basis != "values":
+        parts.append(f"(by {metrics.basis}: a side holds statistics only)")
     if metrics.nonfinite_a or metrics.nonfinite_b:
         parts.append(f"NaN/Inf: A {metrics.nonfinite_a}, B {metrics.nonfinite_b}, "
                      f"{metrics.nonfinite_mismatch} positions disagree")
