@@ -189,3 +189,22 @@ def test_prompt_compare_and_diff_against_another_run(runs, tmp_path):
     assert "shape=(3,)" in blocks[6] and "equal" in blocks[6]  # the layer before the change agrees
     assert "does not exist" in blocks[7] and "--cosine-lt replaces" in blocks[8]
     assert "step 1 loss" in out, "the training ran to its end"
+
+
+@pytest.mark.slow
+def test_without_graph_files_tensors_pair_by_file_name(runs, tmp_path):
+    copies = {}
+    for name in ("base", "sigmoid"):
+        copies[name] = tmp_path / name
+        shutil.copytree(runs[name], copies[name], ignore=shutil.ignore_patterns("graphs", "execution_order"))
+    out = tmp_path / "r.json"
+    done = run_msdbg("compare", str(copies["base"]), str(copies["sigmoid"]), "--json", str(out))
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    # ReLU and Sigmoid cannot pair by name: the first paired op after them is where the runs part, and its input
+    # 0 (their output) is named as the cause
+    [first] = _step(report, 0)
+    assert first["node_a"].endswith("fc3-Dense_MatMul-op0") and first["cause"] == "input 0"
+    assert {u["op_type"] for u in report["unpaired"]["a"]} == {"ReLU", "ReluGrad"}
+    assert {u["op_type"] for u in report["unpaired"]["b"]} == {"Sigmoid", "SigmoidGrad"}
+    assert "graph" in " ".join(report["notes"])

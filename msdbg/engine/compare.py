@@ -182,7 +182,7 @@ class StepComparer:
 
     def __init__(self, dump_a: DumpDir, dump_b: DumpDir, tolerance: Tolerance):
         self.dump_a, self.dump_b, self.tolerance = dump_a, dump_b, tolerance
-        self._node_pairs: dict[tuple[int, int, int, int], dict[str, str]] = {}
+        self._node_pairs: dict[tuple[int, int, int, int], dict[str, str] | None] = {}
 
     def graphs(self, key_a: StepKey, key_b: StepKey) -> tuple[Graph | None, Graph | None]:
         return self.dump_a.graph(key_a.rank, key_a.graph), self.dump_b.graph(key_b.rank, key_b.graph)
@@ -192,7 +192,7 @@ class StepComparer:
         graph_a, graph_b = self.graphs(key_a, key_b)
         cache = (key_a.rank, key_a.graph, key_b.rank, key_b.graph)
         if cache not in self._node_pairs:
-            self._node_pairs[cache] = pair_nodes(graph_a, graph_b) if graph_a and graph_b else {}
+            self._node_pairs[cache] = pair_nodes(graph_a, graph_b) if graph_a and graph_b else None
         return pair_step(self.dump_a.tensors(key_a), self.dump_b.tensors(key_b), self._node_pairs[cache])
 
     def metrics(self, a: TensorEntry, b: TensorEntry, errors: list[str]) -> PairMetrics | None:
@@ -223,40 +223,43 @@ class StepComparer:
     def explain(self, pair: TensorPair, pairing: StepPairing, graph_a: Graph | None, graph_b: Graph | None,
                 errors: list[str]) -> Divergence:
         """The divergence at a pair: source lines, its inputs side by side, and the cause."""
-        node_a, node_b = pair.a.graph_node, pair.b.graph_node
         inputs = self._inputs(pair, pairing, graph_a, graph_b, errors)
-        if pair.a.graph_node is None:
-            cause = CAUSE_UNKNOWN  # not placed in the graph: its inputs are unknown
-        elif any(i.metrics is not None and not i.metrics.within for i in inputs):
-            cause = f"input {next(i.slot for i in inputs if i.metrics is not None and not i.metrics.within)}"
+        differing = [i.slot for i in inputs if i.metrics is not None and not i.metrics.within]
+        if differing:
+            cause = f"input {differing[0]}"
         elif inputs and all(i.metrics is not None for i in inputs):
             cause = CAUSE_OP
         else:
             cause = CAUSE_UNKNOWN
-        return Divergence(pair, _source(node_a), _source(node_b), cause, inputs)
+        return Divergence(pair, _source(pair.a.graph_node), _source(pair.b.graph_node), cause, inputs)
 
     def _inputs(self, pair: TensorPair, pairing: StepPairing, graph_a: Graph | None, graph_b: Graph | None,
                 errors: list[str]) -> list[InputComparison]:
+        """The node's input slots, both sides: dumped input tensors compared, producers named from the graphs."""
         node_a, node_b = pair.a.graph_node, pair.b.graph_node
-        if node_a is None or node_b is None or node_a.is_parameter:
+        if pair.a.file.is_parameter:
             return []
-        dumped_a = {e.slot: e for e in self.dump_a.tensors(pair.a.step)
-                    if e.graph_node is node_a and e.io == "input"}
-        dumped_b = {e.slot: e for e in self.dump_b.tensors(pair.b.step)
-                    if e.graph_node is node_b and e.io == "input"}
+        dumped_a, dumped_b = _dumped_inputs(self.dump_a, pair.a), _dumped_inputs(self.dump_b, pair.b)
+        slots = set(dumped_a) | set(range(len(node_a.inputs) if node_a is not None else 0))
         compared, paired_b = [], set(pairing.nodes.values())
-        for slot in sorted(set(dumped_a) | set(range(len(node_a.inputs)))):
+        for slot in sorted(slots):
             producer_a = _producer(graph_a, node_a, slot)
             producer_b = _producer(graph_b, node_b, slot)
-            note = _only_on_one_side(producer_a, producer_b, pairing.nodes, paired_b)
+            note = _only_on_one_side(producer_a, producer_b, pairing.nodes, paired_b) if pairing.nodes else None
             if slot in dumped_a and slot in dumped_b:
                 metrics = self.metrics(dumped_a[slot], dumped_b[slot], errors)
             else:
                 if producer_a is None and slot not in dumped_a:
                     continue  # a constant, not dumped
                 metrics, note = None, "not dumped (a dump with input_output 0 holds op inputs)"
-            compared.append(InputComparison(slot, _name(producer_a), _name(producer_b), metrics, note))
+            compared.append(InputComparison(slot, _name(producer_a, graph_a), _name(producer_b, graph_b), metrics, note))
         return compared
+
+
+def _dumped_inputs(dump: DumpDir, entry: TensorEntry) -> dict[int, TensorEntry]:
+    """The input tensors dumped for the node of an output tensor, by slot (found by file name: no graph needed)."""
+    return {e.slot: e for e in dump.tensors(entry.step)
+            if e.io == "input" and e.file.op_name == entry.file.op_name and e.op_type == entry.op_type}
 
 
 def _statistics(entry: TensorEntry) -> TensorStats:
@@ -298,9 +301,9 @@ def _order(pair: TensorPair) -> tuple[int, int, int]:
     return pair.a.order, pair.a.file.timestamp, pair.a.slot
 
 
-def _producer(graph: Graph | None, node: Node, slot: int) -> Node | None:
+def _producer(graph: Graph | None, node: Node | None, slot: int) -> Node | None:
     """The node feeding an input slot, looking through Load/Depend but not through Casts (to show them)."""
-    if graph is None or slot >= len(node.inputs):
+    if graph is None or node is None or slot >= len(node.inputs):
         return None
     current = graph.nodes.get(node.inputs[slot])
     while current is not None and current.op_type in ("Load", "Depend", "TupleGetItem") and current.inputs:
@@ -319,7 +322,10 @@ def _only_on_one_side(producer_a: Node | None, producer_b: Node | None, paired_a
     return "; ".join(notes) or None
 
 
-def _name(node: Node | None) -> str | None:
+def _name(node: Node | None, graph: Graph | None) -> str | None:
+    """How an input's producer is shown: None for a constant, ``(no graph)`` when there is no graph to ask."""
+    if graph is None:
+        return "(no graph)"
     if node is None:
         return None
     return node.name if node.is_parameter else f"{node.op_type} {node.full_name}"

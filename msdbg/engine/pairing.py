@@ -99,29 +99,29 @@ def pair_nodes(graph_a: Graph, graph_b: Graph) -> dict[str, str]:
     return mapping
 
 
-def pair_step(entries_a: list[TensorEntry], entries_b: list[TensorEntry], nodes: dict[str, str]) -> StepPairing:
-    """Pair the tensors of one step of each run, given the node pairing of their graphs."""
-    result = StepPairing(nodes=nodes)
-    placed_b = {(e.graph_node.name, e.io, e.slot): e for e in entries_b if e.graph_node is not None}
+def pair_step(entries_a: list[TensorEntry], entries_b: list[TensorEntry], nodes: dict[str, str] | None
+              ) -> StepPairing:
+    """Pair the tensors of one step of each run, given the node pairing of their graphs (None when a run has no
+    graph: then every tensor pairs by file name)."""
+    result = StepPairing(nodes=nodes or {})
+    by_node = nodes is not None
+    placed_b = {(e.graph_node.name, e.io, e.slot): e for e in entries_b if by_node and e.graph_node is not None}
     unplaced_a = []
-    used_b: set[int] = set()
     for entry in entries_a:
-        if entry.graph_node is None:
+        if not by_node or entry.graph_node is None:
             unplaced_a.append(entry)
             continue
         partner_node = nodes.get(entry.graph_node.name)
-        partner = placed_b.get((partner_node, entry.io, entry.slot)) if partner_node is not None else None
+        partner = placed_b.pop((partner_node, entry.io, entry.slot), None) if partner_node is not None else None
         if partner is None:
             result.only_a.append(entry)
         else:
             result.pairs.append((entry, partner))
-            used_b.add(id(partner))
-    unplaced_b = [e for e in entries_b if e.graph_node is None]
+    unplaced_b = [e for e in entries_b if not by_node or e.graph_node is None]
     pairs, left_a, left_b = _pair_by_file_name(unplaced_a, unplaced_b)
     result.pairs.extend(pairs)
     result.only_a.extend(left_a)
-    used_b.update(id(b) for _, b in pairs)
-    result.only_b = [e for e in entries_b if e.graph_node is not None and id(e) not in used_b] + left_b
+    result.only_b = list(placed_b.values()) + left_b
     return result
 
 
