@@ -252,14 +252,23 @@ class StepComparer:
                 if producer_a is None and slot not in dumped_a:
                     continue  # a constant, not dumped
                 metrics, note = None, "not dumped (a dump with input_output 0 holds op inputs)"
-            compared.append(InputComparison(slot, _name(producer_a, graph_a), _name(producer_b, graph_b), metrics, note))
+            names = _name(producer_a, graph_a), _name(producer_b, graph_b)
+            compared.append(InputComparison(slot, *names, metrics, note))
         return compared
 
 
 def _dumped_inputs(dump: DumpDir, entry: TensorEntry) -> dict[int, TensorEntry]:
     """The input tensors dumped for the node of an output tensor, by slot (found by file name: no graph needed)."""
-    return {e.slot: e for e in dump.tensors(entry.step)
-            if e.io == "input" and e.file.op_name == entry.file.op_name and e.op_type == entry.op_type}
+    return dump.derived(entry.step, _inputs_by_file_name).get((entry.op_type, entry.file.op_name), {})
+
+
+def _inputs_by_file_name(entries: list[TensorEntry]) -> dict[tuple[str, str], dict[int, TensorEntry]]:
+    """A step's input tensors by (op type, file op name) and slot; built once per step listing."""
+    index: dict[tuple[str, str], dict[int, TensorEntry]] = {}
+    for entry in entries:
+        if entry.io == "input":
+            index.setdefault((entry.op_type, entry.file.op_name), {})[entry.slot] = entry
+    return index
 
 
 def _statistics(entry: TensorEntry) -> TensorStats:
