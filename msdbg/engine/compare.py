@@ -281,8 +281,9 @@ def _statistics(entry: TensorEntry) -> TensorStats:
 def first_divergences(diverged: list[TensorPair], graph_a: Graph | None, graph_b: Graph | None,
                       nodes: dict[str, str]) -> list[TensorPair]:
     """The diverged pairs none of whose graph ancestors (in A's graph, and in B's where it pairs) diverged, one per
-    node, in execution order. Tensors not placed in the graph are never taken for having no ancestors: they
-    count only when nothing placed diverged. Without graphs, the first diverged pair in execution order."""
+    node, in execution order. Tensors not placed in the graph, and parameters no known kernel updates, are never
+    taken for having no ancestors: they count only when nothing else qualifies. Without graphs, the first diverged
+    pair in execution order."""
     placed = [p for p in diverged if p.a.graph_node is not None]
     if graph_a is None or not placed:
         ordered = sorted(diverged, key=_order)
@@ -294,7 +295,15 @@ def first_divergences(diverged: list[TensorPair], graph_a: Graph | None, graph_b
         below_b = nodes_below_others(names_b, graph_b)
         below |= {a for a, b in nodes.items() if b in below_b}
     roots = [p for p in placed if p.a.graph_node.name not in below]
+    # a weight or state written by a kernel the graph does not name as its updater (BatchNorm's moving statistics)
+    # has unknown ancestors: like an unplaced tensor, it counts only when nothing else is a root
+    roots = [p for p in roots if not _written_by_unknown_kernel(p, graph_a)] or roots
     return _one_per_node(sorted(roots, key=_order))
+
+
+def _written_by_unknown_kernel(pair: TensorPair, graph: Graph) -> bool:
+    node = pair.a.graph_node
+    return node.is_parameter and pair.a.category != "input" and not graph.updaters.get(node.name)
 
 
 def _one_per_node(pairs: Iterable[TensorPair]) -> list[TensorPair]:
