@@ -4,6 +4,7 @@
 --eps X                 epsilon of the hand-written feature normalisation (0: removed)
 --amp O0|O2             auto_mixed_precision level
 --seed-fc2 N            seed of the second layer's initial weights
+--bn                    a BatchNorm1d after the second layer (it updates its moving statistics in place)
 --extra-tanh            an extra Tanh on the input that adds 0 to the output: same values, but the real Tanh
                         becomes Tanh-op1 (other kernel numbering)
 """
@@ -19,6 +20,7 @@ parser.add_argument("--act2", default="relu")
 parser.add_argument("--eps", type=float, default=1e-3)
 parser.add_argument("--amp", default="O0")
 parser.add_argument("--seed-fc2", type=int, default=2)
+parser.add_argument("--bn", action="store_true")
 parser.add_argument("--extra-tanh", action="store_true")
 parser.add_argument("--steps", type=int, default=2)
 args = parser.parse_args()
@@ -38,6 +40,7 @@ class Net(nn.Cell):
         super().__init__()
         self.fc1 = dense(8, 16, 1)
         self.fc2 = dense(16, 16, args.seed_fc2)
+        self.bn2 = nn.BatchNorm1d(16) if args.bn else nn.Identity()
         self.act2 = nn.Sigmoid() if args.act2 == "sigmoid" else nn.ReLU()
         self.fc3 = dense(16, 1, 3)
         self.eps = args.eps
@@ -54,7 +57,7 @@ class Net(nn.Cell):
             unused = ops.tanh(x).sum() * 0.0  # created first: takes the number Tanh-op0
         h = ops.tanh(self.fc1(x))
         h = self.normalise(h)
-        h = self.act2(self.fc2(h))
+        h = self.act2(self.bn2(self.fc2(h)))
         out = self.fc3(h)
         if args.extra_tanh:
             out = out + unused
