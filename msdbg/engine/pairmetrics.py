@@ -20,7 +20,8 @@ from msdbg.store.npyfile import release_pages
 
 CHUNK = 1 << 16  # elements per chunk: the temporaries of a chunk stay in cache
 _ROW = 8192  # float32 dot products run over rows of this many elements, rows added in float64
-WINDOW_ELEMENTS = 1 << 24  # memory-mapped pages are given back after each window of this many elements
+WINDOW_ELEMENTS = 1 << 23  # memory-mapped pages are given back after each window of this many elements (32 MB of
+# float32 per side: a pair holds about as much as stats.py holds of one tensor)
 _NATIVE = ("float32", "float64")
 
 
