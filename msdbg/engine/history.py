@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msdbg.engine.conditions import Condition, Verdict
+from msdbg.engine.data import LabelHistory
 from msdbg.engine.stats import TensorStats
 
 TensorKey = tuple[int, str, int, str]  # (rank, net, graph, node:io:slot)
@@ -33,6 +34,7 @@ class History:
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)
+    labels: LabelHistory = field(default_factory=LabelHistory)
 
     def previous(self, key: TensorKey) -> np.ndarray | None:
         return self._previous.get(key)
