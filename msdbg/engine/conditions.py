@@ -69,6 +69,7 @@ class Condition:
     initial: bool = False
     needs_range: bool = False
     history: bool = False  # needs the running averages of past steps (tensor_turbulence)
+    mean_jumps: bool = True  # turbulence: |mean| jumps count too (not for data batches, whose mean is noise)
     cross_rank: bool = False  # compares the same tensor across ranks at one step (msdbg.engine.crossrank)
     labels: bool = False  # judged on the class labels a loss reads, not on statistics (msdbg.engine.data)
     available: bool = True
@@ -269,10 +270,10 @@ CONDITIONS: dict[str, Condition] = {
                   (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
         Condition("input_too_large", "a data input's statistics above bounds: features not normalised", INPUT,
                   "bounds", _value_bounds("large")),
-        Condition("input_turbulence", "a data batch whose norm or |mean| jumps above (1+threshold) x the running "
+        Condition("input_turbulence", "a data batch whose norm jumps above (1+threshold) x the running "
                   "average of earlier batches: abnormal values in the data", INPUT, "turbulence",
                   (ParamSpec("threshold", None, 3.0), ParamSpec("beta", None, 0.9), ParamSpec("warmup", None, 3.0)),
-                  history=True),
+                  history=True, mean_jumps=False),
         Condition("label_out_of_range", "class labels outside [0, classes) of the loss (or OneHot) reading them",
                   INPUT, "labels", labels=True),
         Condition("label_imbalance", "over the run so far (after min_steps batches) a class holds under "
