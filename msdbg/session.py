@@ -39,6 +39,7 @@ class Session:
     current: StepKey | None = None
     control: RunControl | None = None
     color: bool = False
+    other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
     recorder: Recorder | None = None  # the flight recorder this run writes (None: --no-record, or closed)
     record_path: str | None = None  # where it writes (kept after it is closed, for the summary)
