@@ -134,7 +134,7 @@ def test_check_records_and_open_finds_the_newest(jit_nan_dump, tmp_path):
     assert len(recordings) == 1 and recordings[0].name.endswith("-dump.msdbg.sqlite")
     assert f"flight recording: {recordings[0]}" in checked.stdout
     opened = _msdbg(env, "open", "--batch", "--nx", "-c", "info hits -s 3 -w 1", "-c", "history loss",
-                    "-c", "diagnose", "-c", "plot Log-op0 nonfinite")
+                    "-c", "diagnose", "-c", "plot Log-op0 nonfinite", "-c", "plot loss")
     assert opened.returncode == 1, opened.stderr[-2000:]
     out = opened.stdout
     counts = re.search(r"^watchpoint 1 tensor_overflow: (\d+) hits \(step 3\)$", out, re.M)
@@ -142,7 +142,8 @@ def test_check_records_and_open_finds_the_newest(jit_nan_dump, tmp_path):
     losses = _output_of_batch(out, "history loss")
     assert "loss: 6 steps" in losses
     assert "cause [log_of_nonpositive]" in out and "evidence: Log Default/Log-op0 (step 3)" in out
-    assert "x: NaN/Inf" not in out.split("Log-op0 nonfinite")[1].split("msdbg:")[0], "a count is not a mark"
+    assert "x: NaN/Inf" not in out.split("Log-op0 nonfinite")[1].split("\nloss (")[0], "a count is not a mark"
+    assert "x: NaN/Inf at 3 steps: 3, 4, 5" in out and "loss curve: the loss is" in out and "from step 3" in out
     quiet = _msdbg(env, "check", str(jit_nan_dump), "--nx", "--no-record", "-c", "watch tensor_overflow")
     assert quiet.returncode == 1 and len(list(runs.iterdir())) == 1 and "flight recording" not in quiet.stdout
 

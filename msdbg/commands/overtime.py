@@ -11,6 +11,7 @@ from msdbg.commands.ranges import is_range, parse_range
 from msdbg.commands.registry import command
 from msdbg.commands.tensor_names import StepNames, split_slice
 from msdbg.engine.evaluate import pre_update_entry
+from msdbg.engine.losscurve import loss_symptoms
 from msdbg.engine.stats import SUMMARY_NEEDS, TensorStats, compute_stats
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.repl.chart import fmt, line_chart, sparkline
@@ -128,7 +129,11 @@ def plot(session: Session, args: list[str]) -> str:
         points = [p for p in points if window[0] <= p.step <= window[1]]
         if not points:
             raise UsageError(f"no recorded step of {title} in {window[0]}-{window[1]}")
-    return line_chart(points, width=terminal_width(), title=title)
+    chart = line_chart(points, width=terminal_width(), title=title)
+    if args[0] != "loss":
+        return chart
+    symptoms = loss_symptoms([(p.step, math.nan if p.value is None else p.value) for p in points])
+    return "\n".join([chart, *(f"loss curve: {symptom.text}" for symptom in symptoms)])
 
 
 _GRADS_SORTS = {"order": lambda r: r["order"], "name": lambda r: r["param"],
