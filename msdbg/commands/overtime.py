@@ -19,7 +19,7 @@ from msdbg.repl.layout import table, terminal_width
 from msdbg.session import Session
 from msdbg.store.dumpdir import TensorEntry
 from msdbg.store.recorder import STAT_COLUMNS
-from msdbg.store.recording import Point
+from msdbg.store.recording import Point, as_curve
 
 SCALARS = ("loss", "lr", "loss_scale")
 STATS = (*STAT_COLUMNS, "nonfinite")
@@ -132,7 +132,7 @@ def plot(session: Session, args: list[str]) -> str:
     chart = line_chart(points, width=terminal_width(), title=title)
     if args[0] != "loss":
         return chart
-    symptoms = loss_symptoms([(p.step, math.nan if p.value is None else p.value) for p in points])
+    symptoms = loss_symptoms(as_curve(points))
     return "\n".join([chart, *(f"loss curve: {symptom.text}" for symptom in symptoms)])
 
 
