@@ -19,8 +19,8 @@ class TensorFileError(MsdbgError):
     """A tensor file that cannot be read (missing, truncated, corrupt)."""
 
 
-def open_npy(path: str) -> np.ndarray:
-    """Memory-map a ``.npy`` file read-only (read small ones) after checking its header and length.
+def read_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and data offset of a ``.npy`` file, checked against its length.
 
     Raises TensorFileError with a one-line message naming the file.
     """
@@ -39,14 +39,22 @@ def open_npy(path: str) -> np.ndarray:
         raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
     if dtype.hasobject:
         raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
-    count = 1
-    for dim in shape:
-        count *= dim
-    expected = offset + count * dtype.itemsize
+    expected = offset + _count(shape) * dtype.itemsize
     if size < expected:
         raise TensorFileError(
             f"tensor file {path}: truncated ({size} bytes, header promises {expected} for shape {shape} {dtype})"
         )
+    return shape, fortran, dtype, offset
+
+
+def open_npy(path: str) -> np.ndarray:
+    """Memory-map a ``.npy`` file read-only (read small ones) after checking its header and length.
+
+    The dtype is the header's, whatever the file name says. Raises TensorFileError with a one-line message naming
+    the file.
+    """
+    shape, fortran, dtype, offset = read_header(path)
+    count = _count(shape)
     if count == 0:
         return np.zeros(shape, dtype=dtype)
     if count * dtype.itemsize <= SMALL_FILE_BYTES:
@@ -73,6 +81,13 @@ def release_pages(array: np.ndarray) -> None:
     start = array.__array_interface__["data"][0] - np.frombuffer(backing, np.uint8).ctypes.data
     first = start - start % mmap.PAGESIZE
     backing.madvise(mmap.MADV_DONTNEED, first, start + array.nbytes - first)
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
 
 
 def _short(exc: BaseException) -> str:
