@@ -4,13 +4,10 @@ Convolution backward kernels (Conv2DBackpropInput/Filter) are created after the 
 names and their graph names differ. argv[1]: "jit" (a custom @ms.jit loop, default) or "model" (Model.train).
 """
 
-import sys
-
 import numpy as np
 import mindspore as ms
-import mindspore.dataset as ds
 from mindspore import nn, ops
-from mindspore.train import Model
+from train_styles import style_from_argv, train
 from mindcv.models import resnet18
 
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -40,22 +37,4 @@ net = LogInputNet()
 loss_fn = nn.CrossEntropyLoss()
 optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
 
-if len(sys.argv) > 1 and sys.argv[1] == "model":
-    data = ds.GeneratorDataset(lambda: (batch(s) for s in range(STEPS)), ["x", "y"], shuffle=False)
-    Model(net, loss_fn, optimizer).train(1, data, dataset_sink_mode=False)
-else:
-    def forward(x, y):
-        return loss_fn(net(x), y)
-
-    grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
-
-    @ms.jit
-    def train_step(x, y):
-        loss, grads = grad_fn(x, y)
-        optimizer(grads)
-        return loss
-
-    for step in range(STEPS):
-        x, y = batch(step)
-        print(f"step {step} loss {float(train_step(ms.Tensor(x), ms.Tensor(y)).asnumpy()):.4f}")
-print("trained")
+train(net, loss_fn, optimizer, batch, STEPS, style_from_argv())

@@ -5,13 +5,10 @@ creates after the traced graph; its dump name and its graph name differ). argv[1
 loop, default) or "model" (Model.train).
 """
 
-import sys
-
 import numpy as np
 import mindspore as ms
-import mindspore.dataset as ds
 from mindspore import nn, ops
-from mindspore.train import Model
+from train_styles import style_from_argv, train
 
 ms.set_context(mode=ms.GRAPH_MODE)
 ms.set_seed(0)
@@ -49,22 +46,4 @@ net = Net()
 loss_fn = HandXent()
 optimizer = nn.SGD(net.trainable_params(), learning_rate=0.01)
 
-if len(sys.argv) > 1 and sys.argv[1] == "model":
-    data = ds.GeneratorDataset(lambda: (batch(s) for s in range(STEPS)), ["x", "y"], shuffle=False)
-    Model(net, loss_fn, optimizer).train(1, data, dataset_sink_mode=False)
-else:
-    def forward(x, y):
-        return loss_fn(net(x), y)
-
-    grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
-
-    @ms.jit
-    def train_step(x, y):
-        loss, grads = grad_fn(x, y)
-        optimizer(grads)
-        return loss
-
-    for step in range(STEPS):
-        x, y = batch(step)
-        print(f"step {step} loss {float(train_step(ms.Tensor(x), ms.Tensor(y)).asnumpy()):.4f}")
-print("trained")
+train(net, loss_fn, optimizer, batch, STEPS, style_from_argv())
