@@ -140,7 +140,7 @@ def _scan_list(entries, categories, pattern):
             param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
             name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
             slot = f":{entry.slot}" if entry.slot else ""
-            lines.append(f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]")
+            lines.append(f"  {name}{slot}  {entry.op_type}  {shape} {entry.dtype}  [{entry.category}{param}]")
     return "\n".join(lines) or "No tensors match."
 
 

@@ -104,7 +104,7 @@ def _list_row(entry: TensorEntry) -> _ListRow:
     param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
     name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
     slot = f":{entry.slot}" if entry.slot else ""
-    line = f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]"
+    line = f"  {name}{slot}  {entry.op_type}  {shape} {entry.dtype}  [{entry.category}{param}]"
     scope = entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"
     return _ListRow(scope, entry, line, entry.category, f"{entry.node}\n{entry.op_type}\n{entry.param or ''}")
 
@@ -152,7 +152,7 @@ def print_(session: Session, args: list[str]) -> str:
 @command("stats", "stats TENSOR[numpy-slice]", "Show a tensor's statistics.")
 def stats(session: Session, args: list[str]) -> str:
     entry, array = _tensor(session, _one(args, "stats TENSOR"))
-    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.file.dtype.lower())
+    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.dtype)
     return render.stats_table(result.as_dict(), color=session.color)
 
 
@@ -174,7 +174,7 @@ def history(session: Session, args: list[str]) -> str:
         if match is None:
             continue
         try:
-            values = compute_stats(match.load(), _FULL_STATS, dtype_hint=match.file.dtype.lower()).as_dict()
+            values = compute_stats(match.load(), _FULL_STATS, dtype_hint=match.dtype).as_dict()
         except MsdbgError as exc:
             raise UsageError(str(exc)) from None
         rows.append((key.iteration, {name: _number(values.get(name)) for name in _HISTORY_STATS}))

@@ -19,7 +19,7 @@ from msdbg.errors import MsdbgError
 from msdbg.engine.stats import TensorStats
 from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
 from msdbg.store.graph import Graph, Node, TensorRole, is_optimizer_state_name, read_graph
-from msdbg.store.npyfile import TensorFileError, open_npy, read_header
+from msdbg.store.npyfile import NpyLayout, TensorFileError, open_npy, read_header
 from msdbg.store.placement import KernelKey, dumped_kernels, place_kernels
 from msdbg.store.pbreader import GraphError
 from msdbg.store.statistic import StatisticRow, read_statistic_csv
@@ -28,6 +28,8 @@ _RANK_DIR = re.compile(r"^rank_(\d+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
+#: dtype names MindSpore writes into file names whose NumPy name differs.
+_NAME_DTYPES = {"bool": "bool", "float": "float32", "double": "float64", "half": "float16"}
 T = TypeVar("T")
 
 
@@ -57,6 +59,7 @@ class TensorEntry:
     stats: TensorStats | None = None  # from statistic.csv: a statistics-only dump has no tensor data
     available: frozenset[str] = frozenset()
     unplaced: bool = False  # the step has a graph, but no node of it is known to have written this tensor
+    _layout: NpyLayout | None = field(default=None, repr=False, compare=False)
 
     @property
     def io(self) -> str:
@@ -70,6 +73,40 @@ class TensorEntry:
     def label(self) -> str:
         """``node:io:slot``, unique within a step."""
         return f"{self.node}:{self.io}:{self.slot}"
+
+    @property
+    def dtype(self) -> str:
+        """The tensor's dtype as its bytes have it ('float32'; read from the .npy header and size), 'bfloat16' for a
+        file named BFloat16 holding 2-byte raw bits, the CSV's for a statistics row, the name's for a file that
+        cannot be read (raises nothing: load() says what is wrong)."""
+        named = self.file.dtype.lower()
+        if self.stats is not None:
+            return named
+        try:
+            layout = self.layout()
+        except TensorFileError:
+            return named
+        if named == "bfloat16" and layout.dtype.itemsize == 2 and layout.dtype.kind in "iuV":
+            return named
+        return layout.dtype.name
+
+    def dtype_note(self) -> str | None:
+        """One line when the file name's dtype is not the one its bytes have (MindSpore's CPU O2 float16 files
+        holding float32 values under a float16 header are the known case and get none)."""
+        named = _NAME_DTYPES.get(self.file.dtype.lower(), self.file.dtype.lower())
+        if not named or self.stats is not None or named == self.dtype:
+            return None
+        layout = self.layout()
+        if named == "float16" and layout.header_dtype == np.float16:
+            return None
+        return (f"tensor file {self.path}: its name says {self.file.dtype}, its bytes are {self.dtype}; "
+                f"read as {self.dtype}")
+
+    def layout(self) -> NpyLayout:
+        """The file's header, read once (raises TensorFileError naming the file)."""
+        if self._layout is None:
+            self._layout = read_header(self.path)
+        return self._layout
 
     def load(self) -> np.ndarray:
         """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
@@ -204,7 +241,7 @@ class DumpDir:
             if row is not None or path is None:
                 return row.shape if row is not None else None
             try:
-                return read_header(path)[0]
+                return read_header(path).shape
             except TensorFileError:
                 return None
 
