@@ -30,6 +30,8 @@ STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
 #: dtype names MindSpore writes into file names whose NumPy name differs.
 _NAME_DTYPES = {"bool": "bool", "float": "float32", "double": "float64", "half": "float16"}
+#: dtypes MindSpore documents as saved converted in .npy files (dump.md, r2.4-r2.6): named one, stored the other.
+_DOCUMENTED_CONVERSIONS = {"bfloat16": "float32", "int4": "int8", "uint1": "uint8"}
 T = TypeVar("T")
 
 
@@ -91,13 +93,16 @@ class TensorEntry:
         return layout.dtype.name
 
     def dtype_note(self) -> str | None:
-        """One line when the file name's dtype is not the one its bytes have (MindSpore's CPU O2 float16 files
-        holding float32 values under a float16 header are the known case and get none)."""
+        """One line when the file name's dtype is not the one its bytes have. None for the known cases: MindSpore's
+        CPU O2 float16 files holding float32 values under a float16 header, and the documented conversions
+        (bfloat16 saved as float32, int4 as int8, uint1 as uint8)."""
         named = _NAME_DTYPES.get(self.file.dtype.lower(), self.file.dtype.lower())
         if not named or self.stats is not None or named == self.dtype:
             return None
         layout = self.layout()
         if named == "float16" and layout.header_dtype == np.float16:
+            return None
+        if _DOCUMENTED_CONVERSIONS.get(named) == self.dtype:
             return None
         return (f"tensor file {self.path}: its name says {self.file.dtype}, its bytes are {self.dtype}; "
                 f"read as {self.dtype}")

@@ -126,6 +126,9 @@ class Graph:
         node = self._by_dump_name.get(op_name)
         if node is not None and (node.is_parameter == (op_type == "Parameter")):
             return node
+        if op_type == "Parameter":  # MindSpore 2.0 keeps the parameter's dots: Parameter.fc1.weight
+            node = self.nodes.get(op_name)
+            return node if node is not None and node.is_parameter else None
         return None
 
     def nodes_with_suffix(self, suffix: str) -> list[Node]:
