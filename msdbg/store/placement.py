@@ -8,18 +8,19 @@ not always agree with the graph files:
   for ``-op19..37``);
 - MindSpore 2.0 writes names without their scope (``Conv2D-op5``).
 
-A *family* is a kernel's name without its ``-opN`` number (its scope and op type). Placement, in passes over the
-kernels not yet placed:
-1. by name, for a family whose file names are all graph kernels that *agree*: same op types and output shapes,
-   and the order they ran in (dump timestamps) is the graph's execution order. Names alone are not enough: in
-   resnet18 the eight ``Expand/_SumExt/ReduceSum-op0..7`` files are all graph names, but they ran as op2, op0,
-   op7, ... and their inputs (dumped values) show file op2 is graph op0, op0 is op1, op3 is op4, op1 is op3;
+A *family* is a kernel's name without its ``-opN`` number (its scope and op type). A placement *fits* when the
+op types and output sizes agree and the dump times agree with the graph's edges: no placed producer of the node
+ran after the kernel, no placed consumer before it. Passes over the kernels not yet placed:
+1. by name, for a family whose file names are all free graph kernels that fit. Names alone are not enough: in
+   resnet18 the eight ``Expand/_SumExt/ReduceSum-op0..7`` files all carry graph names, but their dumped inputs
+   show file op2 is graph op0, op0 is op1, op3 is op4, op1 is op3 (the times catch it: file op7 ran long before
+   graph op7's producer);
 2. by the last part of the name (``Conv2D-op5``), per op type, when each names exactly one free graph kernel and
-   they agree;
+   they fit;
 3. by order, per family and then per op type, when both sides hold as many kernels: each file kernel in run order
-   takes the first free graph kernel (execution order) of its op type and output shape (this gives the right
-   node for every resnet18 ReduceSum above and every renumbered AddN/Conv2DBackprop kernel, checked against the
-   dumped inputs).
+   takes the first free graph kernel (execution order) that fits, one of its output size before one that cannot
+   be told apart; all or none of a group. This gives the right node for every resnet18 ReduceSum above and every
+   renumbered AddN/Conv2DBackprop kernel (checked against the dumped inputs).
 A kernel no pass places is *unplaced* (None): trace-back then orders it by dump time only and never treats it as
 having no ancestors.
 
@@ -244,5 +245,6 @@ def _count(shape: tuple[int, ...]) -> int:
 
 
 def _op_number(node: Node) -> tuple[str, int]:
+    """Family and ``-opN`` number: the graph order of kernels when the dump has no execution_order file."""
     match = re.search(r"-op(\d+)$", node.full_name)
     return (family(node.full_name), int(match[1]) if match else -1)
