@@ -132,3 +132,32 @@ def test_resnet18_log_of_zero_is_the_origin(tmp_path, style):
     backprop = [h for h in hits if h["op_type"].startswith("Conv2DBackprop")]
     assert backprop and all(h["placed"] and h["node"].startswith("Gradients/") for h in backprop)
     assert "could not be placed" not in done.stdout
+
+
+def test_the_report_says_when_hit_tensors_could_not_be_placed():
+    from msdbg.engine.hits import Hit
+    from msdbg.engine.trace import mark_origins
+    from msdbg.frontends.report import summary
+    from msdbg.store.dumpdir import StepKey, TensorEntry
+    from msdbg.store.filenames import TensorFileName
+
+    log = Node("l", "Default/Log-op0", "Log", "Default", ["x"], (2,))
+    graph = _graph([log])
+    step = StepKey(0, "Net", 0, 3)
+
+    def hit(node, op_type, name, order):
+        file = TensorFileName(op_type, name, 0, 0, order, "output", 0, "DefaultFormat", "Float32")
+        entry = TensorEntry(step, f"/d/{name}.npy", file, node.full_name if node else name, op_type, "activation",
+                            None, order, node, unplaced=node is None)
+        return Hit(1, "tensor_overflow", entry, {"nan": 1}, {})
+
+    unplaced_late = [hit(log, "Log", "Default_Log-op0", 1), hit(None, "AddN", "Gradients_Default_AddN-op0", 2)]
+    mark_origins(unplaced_late, graph)
+    assert [h.first_offending for h in unplaced_late] == [True, False]
+    text = "\n".join(summary(unplaced_late))
+    assert "origin: Log Default/Log-op0" in text
+    assert "1 of these tensors could not be placed in the graph (e.g. AddN Gradients_Default_AddN-op0)" in text
+    unplaced_first = [hit(None, "AddN", "Gradients_Default_AddN-op0", 0), hit(log, "Log", "Default_Log-op0", 1)]
+    mark_origins(unplaced_first, graph)
+    assert [h.first_offending for h in unplaced_first] == [True, False]
+    assert "not placed in the graph" in "\n".join(summary(unplaced_first))
