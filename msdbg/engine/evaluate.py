@@ -121,12 +121,12 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     for entry in entries:
         if not evaluated(entry):
             continue
-        _note_dtype(entry, history, result)
-        if not is_float(entry):
-            continue
         watching = [w for w in watchpoints if w.watches(entry) and not w.condition.cross_rank
                     and (first_step or not w.condition.initial)]
         if not watching:
+            continue
+        _note_dtype(entry, history, result)
+        if not is_float(entry):
             continue
         try:
             _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)

@@ -61,7 +61,7 @@ class TensorEntry:
     stats: TensorStats | None = None  # from statistic.csv: a statistics-only dump has no tensor data
     available: frozenset[str] = frozenset()
     unplaced: bool = False  # the step has a graph, but no node of it is known to have written this tensor
-    _layout: NpyLayout | None = field(default=None, repr=False, compare=False)
+    _layout: NpyLayout | None = field(default=None, init=False, repr=False, compare=False)  # not copied by replace()
 
     @property
     def io(self) -> str:
