@@ -240,15 +240,16 @@ class DumpDir:
         if cached is not None and cached[0] == names:
             return cached[1]
         outputs = {(f.op_type, f.op_name): (path, row) for path, f, row in files if f.io == "output" and f.slot == 0}
+        shapes: dict[KernelKey, tuple[int, ...] | None] = {}
 
         def shape_of(kernel: KernelKey) -> tuple[int, ...] | None:
-            path, row = outputs.get(kernel, (None, None))
-            if row is not None or path is None:
-                return row.shape if row is not None else None
-            try:
-                return read_header(path).shape
-            except TensorFileError:
-                return None
+            if kernel not in shapes:
+                path, row = outputs.get(kernel, (None, None))
+                try:
+                    shapes[kernel] = row.shape if row is not None else read_header(path).shape if path else None
+                except TensorFileError:
+                    shapes[kernel] = None
+            return shapes[kernel]
 
         placed = place_kernels(kernels, graph, shape_of)
         self._placements[(key.rank, key.graph)] = (names, placed)
