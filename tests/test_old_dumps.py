@@ -94,8 +94,8 @@ def test_a_check_that_evaluated_nothing_is_not_clean(tmp_path):
     done, _ = _check(tmp_path / "dump", tmp_path, "watch tensor_overflow")
     assert done.returncode == 2
     error_lines = [line for line in done.stderr.splitlines() if "error" in line]
-    assert error_lines == ["msdbg: error: no tensor was checked (the 1 step holds no tensor the watchpoints watch): "
-                           "this is not a clean result"]
+    assert error_lines == ["msdbg: error: no tensor was checked (the watchpoints evaluated none of the tensors of 1 "
+                           "step): this is not a clean result"]
     done, _ = _check(MS20, tmp_path, "watch tensor_overflow on NoSuchOp")
     assert done.returncode == 2 and "no tensor was checked" in done.stderr
     done = run_msdbg("check", str(MS20), "--nx")

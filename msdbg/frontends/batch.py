@@ -73,7 +73,7 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
     if not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
         what = ("no watchpoint is set" if not session.watchpoints.items else
                 "no training step was captured" if not steps else
-                f"the {steps} step{'s hold' if steps != 1 else ' holds'} no tensor the watchpoints watch")
+                f"the watchpoints evaluated none of the tensors of {steps} step{'s' if steps != 1 else ''}")
         print(f"msdbg: error: no tensor was checked ({what}): this is not a clean result", file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
