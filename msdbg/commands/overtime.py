@@ -63,7 +63,7 @@ def _series_from_disk(session: Session, entry: TensorEntry, stat: str) -> list[P
         if match is None:
             continue
         try:
-            stats = compute_stats(match.load(), SUMMARY_NEEDS, dtype_hint=match.file.dtype.lower())
+            stats = compute_stats(match.load(), SUMMARY_NEEDS, dtype_hint=match.dtype)
         except MsdbgError as exc:
             raise UsageError(str(exc)) from None
         points.append(point_of(key.iteration, stats, stat))
@@ -179,7 +179,7 @@ def grads(session: Session, args: list[str]) -> str:
 def _stats(entry: TensorEntry) -> TensorStats:
     if entry.stats is not None:
         return entry.stats
-    return compute_stats(entry.load(), SUMMARY_NEEDS, dtype_hint=entry.file.dtype.lower())
+    return compute_stats(entry.load(), SUMMARY_NEEDS, dtype_hint=entry.dtype)
 
 
 def _norm(entry: TensorEntry) -> float | None:
