@@ -25,6 +25,7 @@ whatever the tensor's size. Conventions:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields
 from typing import Iterable, Iterator
 
@@ -143,7 +144,10 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
     if chunk < 1:
         raise ValueError(f"chunk_elements must be at least 1, got {chunk_elements}")
 
-    sources = [_Source(array, dtype_hint, "current")]
+    source = _Source(array, dtype_hint, "current")
+    if KERNEL is not None and "change" not in needs:
+        return _compiled_stats(source, needs, value_range, chunk).result(array.size, source.dtype_name, array.shape)
+    sources = [source]
     if "change" in needs:
         sources.append(_Source(np.asarray(previous), dtype_hint, "previous"))
     reducer = _Reducer(needs, sources, value_range, rtol, atol, chunk)
@@ -154,6 +158,46 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
             for part in window:
                 release_pages(part)
     return reducer.result(array.size, sources[0].dtype_name, array.shape)
+
+
+def _load_kernel():
+    """The compiled kernel (msdbg/_statskernel.c), or None when it was not built or MSDBG_NO_CEXT is set."""
+    if os.environ.get(NO_CEXT_ENV, "") not in ("", "0"):
+        return None
+    try:
+        from msdbg import _statskernel
+    except ImportError:
+        return None
+    return _statskernel
+
+
+NO_CEXT_ENV = "MSDBG_NO_CEXT"
+KERNEL = _load_kernel()
+# The kernel's name for each storage format (integers by kind and size).
+_KERNEL_KINDS = {"float16": "e", "float32": "f", "float64": "d", "bfloat16": "B", "bool": "?"}
+# What the kernel returns, in order.
+_KERNEL_FIELDS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "range_count", "min", "max", "sum", "abs_sum", "sq_sum")
+
+
+def _compiled_stats(source: _Source, needs: frozenset[str], value_range: tuple[float, float] | None,
+                    chunk: int) -> _Reducer:
+    """The statistics by the compiled kernel: one call per contiguous window, chunks of the rest (views that are
+    not contiguous, non-native byte order) copied by nditer. Totals as _Reducer keeps them."""
+    storage = source.storage
+    dtype = storage.dtype
+    kind = _KERNEL_KINDS.get(source.format or dtype.name) or f"{dtype.kind}{dtype.itemsize}"
+    mode = 2 if "range_count" in needs else 1 if needs & _VALUE_STATS else 0
+    low, high = value_range if value_range is not None else (-math.inf, math.inf)
+    totals = _Reducer(needs, [source], value_range, 1e-5, 1e-8, chunk)
+    for window in _windows([storage], chunk):
+        part = window[0]
+        whole = part.dtype.isnative and (part.flags.c_contiguous or part.flags.f_contiguous)
+        pieces = [part.ravel(order="K")] if whole else (np.ascontiguousarray(c) for [c] in _chunks(window, chunk))
+        for piece in pieces:
+            if piece.size:
+                totals.merge(KERNEL.reduce(piece, kind, mode, float(low), float(high)), piece.size)
+        release_pages(part)
+    return totals
 
 
 # A memory-mapped tensor is read in windows of this many bytes, each dropped from resident memory once read
@@ -397,6 +441,19 @@ class _Reducer:
             self.totals["change_abs_sum"] += float(np.add.reduce(diff[both]))
             self.totals["prev_abs_sum"] += float(np.add.reduce(prev[prev_finite]))
         self.totals["change_exceed"] += count - np.count_nonzero(within)
+
+    def merge(self, reduced: tuple, size: int) -> None:
+        """Add the kernel's figures for ``size`` elements (see _KERNEL_FIELDS)."""
+        totals, figures = self.totals, dict(zip(_KERNEL_FIELDS, reduced))
+        finite = size - figures["nan"] - figures["pos_inf"] - figures["neg_inf"]
+        figures.update(finite_count=finite, pos=finite - figures["zero"] - figures["neg"])
+        for name in _COUNTS + ("sum", "abs_sum", "sq_sum"):
+            if name in figures:
+                totals[name] += figures[name]
+        if finite:
+            low, high = figures["min"], figures["max"]
+            totals["min"] = low if totals["min"] is None else min(totals["min"], low)
+            totals["max"] = high if totals["max"] is None else max(totals["max"], high)
 
     def result(self, size: int, dtype: str, shape: tuple[int, ...]) -> TensorStats:
         values = {name: int(value) if name in _COUNTS else value
