@@ -43,25 +43,34 @@ typedef struct {
 
 /* ----- NaN/Inf probes on the bits -------------------------------------------------------------------------- */
 
-CLONES static int64_t nonfinite32(const uint32_t *bits, Py_ssize_t n) {
-    int64_t count = 0;
-#pragma omp simd reduction(+:count)
-    for (Py_ssize_t i = 0; i < n; i++) count += (bits[i] & 0x7F800000u) == 0x7F800000u;
-    return count;
+/* Whether any element is NaN/Inf: the largest magnitude's bits reach the all-ones exponent (a max reduction the
+ * compiler vectorises over 8/16 lanes, cheaper than counting). */
+CLONES static int nonfinite32(const uint32_t *bits, Py_ssize_t n) {
+    uint32_t largest = 0;
+#pragma omp simd reduction(max:largest)
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t magnitude = bits[i] & 0x7FFFFFFFu;
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    return largest >= 0x7F800000u;
 }
 
-CLONES static int64_t nonfinite64(const uint64_t *bits, Py_ssize_t n) {
+CLONES static int nonfinite64(const uint64_t *bits, Py_ssize_t n) {
     int64_t count = 0;
 #pragma omp simd reduction(+:count)
     for (Py_ssize_t i = 0; i < n; i++) count += (bits[i] & 0x7FF0000000000000ull) == 0x7FF0000000000000ull;
-    return count;
+    return count != 0;
 }
 
-CLONES static int64_t nonfinite16(const uint16_t *bits, Py_ssize_t n, uint16_t exponent) {
-    int64_t count = 0;
-#pragma omp simd reduction(+:count)
-    for (Py_ssize_t i = 0; i < n; i++) count += (bits[i] & exponent) == exponent;
-    return count;
+/* float16 (exponent 0x7C00) or bfloat16 (0x7F80) bits. */
+CLONES static int nonfinite16(const uint16_t *bits, Py_ssize_t n, uint16_t exponent) {
+    uint16_t largest = 0;
+#pragma omp simd reduction(max:largest)
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint16_t magnitude = bits[i] & 0x7FFFu;
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    return largest >= exponent;
 }
 
 /* ----- finite blocks: one vectorised loop ------------------------------------------------------------------ */
@@ -242,19 +251,42 @@ CLONES static void bfloat_to_float(const uint16_t *b, Py_ssize_t n, float *out) 
     }
 }
 
+static double bfloat_value(uint16_t b) {
+    float value;
+    bfloat_to_float(&b, 1, &value);
+    return value;
+}
+
 /* ----- whole buffers --------------------------------------------------------------------------------------- */
 
+/* The overflow check alone probes spans of PROBE elements, and counts element by element only in those with NaN/Inf. */
+#define PROBE (32 * BLOCK)
+#define PROBE_ONLY(TYPE, ANY_NONFINITE, VALUE)                                                                  \
+    for (Py_ssize_t start = 0; start < n; start += PROBE) {                                                     \
+        Py_ssize_t len = n - start < PROBE ? n - start : PROBE;                                                 \
+        const TYPE *span = x + start;                                                                           \
+        if (ANY_NONFINITE)                                                                                      \
+            for (Py_ssize_t i = 0; i < len; i++) mixed_value(VALUE, req, t);                                    \
+    }
+
 static void reduce_f32(const float *x, Py_ssize_t n, const Request *req, Totals *t) {
+    if (!req->full) {
+        PROBE_ONLY(float, nonfinite32((const uint32_t *)span, len), span[i])
+        return;
+    }
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const float *block = x + start;
-        int done = req->full ? finite_f32(block, len, n, req, t) : nonfinite32((const uint32_t *)block, len) == 0;
-        if (!done)
+        if (!finite_f32(block, len, n, req, t))
             for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
     }
 }
 
 static void reduce_f64(const double *x, Py_ssize_t n, const Request *req, Totals *t) {
+    if (!req->full) {
+        PROBE_ONLY(double, nonfinite64((const uint64_t *)span, len), span[i])
+        return;
+    }
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const double *block = x + start;
@@ -269,13 +301,16 @@ static void reduce_f64(const double *x, Py_ssize_t n, const Request *req, Totals
 static void reduce_2byte(const uint16_t *x, Py_ssize_t n, int bfloat, const Request *req, Totals *t) {
     float values[BLOCK];
     const uint16_t exponent = bfloat ? 0x7F80u : 0x7C00u;
+    if (!req->full) {
+        PROBE_ONLY(uint16_t, nonfinite16(span, len, exponent), bfloat ? bfloat_value(span[i]) : half_value(span[i]))
+        return;
+    }
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const uint16_t *block = x + start;
         int done = req->full && n >= FAST_MIN ? fast_block(block, len, req, t, bfloat ? BF16 : F16) : -1;
         if (done == 1) continue;
         int finite = done == -1 && nonfinite16(block, len, exponent) == 0;
-        if (finite && !req->full) continue;
         if (bfloat) bfloat_to_float(block, len, values);
         else if (finite) half_to_float(block, len, values);
         if (finite) {
