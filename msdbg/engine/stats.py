@@ -24,6 +24,7 @@ whatever the tensor's size. Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, fields
@@ -144,10 +145,9 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
     if chunk < 1:
         raise ValueError(f"chunk_elements must be at least 1, got {chunk_elements}")
 
-    source = _Source(array, dtype_hint, "current")
     if KERNEL is not None and "change" not in needs:
-        return _compiled_stats(source, needs, value_range, chunk).result(array.size, source.dtype_name, array.shape)
-    sources = [source]
+        return _compiled_stats(array, needs, value_range, chunk, dtype_hint)
+    sources = [_Source(array, dtype_hint, "current")]
     if "change" in needs:
         sources.append(_Source(np.asarray(previous), dtype_hint, "previous"))
     reducer = _Reducer(needs, sources, value_range, rtol, atol, chunk)
@@ -173,31 +173,72 @@ def _load_kernel():
 
 NO_CEXT_ENV = "MSDBG_NO_CEXT"
 KERNEL = _load_kernel()
-# The kernel's name for each storage format (integers by kind and size).
-_KERNEL_KINDS = {"float16": "e", "float32": "f", "float64": "d", "bfloat16": "B", "bool": "?"}
+
+
+def _compiled_stats(array: np.ndarray, needs: frozenset[str], value_range: tuple[float, float] | None, chunk: int,
+                    dtype_hint: str | None) -> TensorStats:
+    """The statistics by the compiled kernel: one call per contiguous window (a small tensor: one call and little
+    else), chunks of the rest (views that are not contiguous, non-native byte order) copied by nditer."""
+    kind, dtype_name, bits = _kernel_format(array.dtype, (dtype_hint or "").lower())
+    storage = array if bits is None else array.view(bits)
+    mode, fields = _kernel_request(needs)
+    low, high = (float(value_range[0]), float(value_range[1])) if value_range is not None else (-math.inf, math.inf)
+    if storage.size <= chunk and storage.dtype.isnative and (storage.flags.c_contiguous or storage.flags.f_contiguous):
+        totals = _kernel_totals(KERNEL.reduce(storage.ravel(order="K"), kind, mode, low, high), storage.size)
+    else:
+        totals = _kernel_totals((0,) * 6 + (math.nan,) * 2 + (0.0,) * 3, 0)
+        for window in _windows([storage], chunk):
+            part = window[0]
+            whole = part.dtype.isnative and (part.flags.c_contiguous or part.flags.f_contiguous)
+            pieces = [part.ravel(order="K")] if whole else (np.ascontiguousarray(c) for [c] in _chunks(window, chunk))
+            for piece in pieces:
+                if piece.size:
+                    _add_totals(totals, _kernel_totals(KERNEL.reduce(piece, kind, mode, low, high), piece.size))
+            release_pages(part)
+    return TensorStats(int(array.size), dtype_name, array.shape, **{name: totals[name] for name in fields})
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_format(dtype: np.dtype, hint: str) -> tuple[str, str, type | None]:
+    """(the kernel's name for the storage, the dtype reported, the dtype to view raw bfloat16 bits as, or None)."""
+    if hint == "bfloat16" and dtype.itemsize == 2 and dtype.kind in "iuV":
+        return "B", "bfloat16", np.uint16
+    if dtype.kind in "iu":
+        return f"{dtype.kind}{dtype.itemsize}", dtype.name, None
+    kinds = {"float16": "e", "float32": "f", "float64": "d", "bool": "?"}
+    if dtype.name not in kinds:
+        _Source(np.empty(0, dtype), hint, "current")  # raises the one message for unsupported dtypes
+    return kinds[dtype.name], dtype.name, None
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_request(needs: frozenset[str]) -> tuple[int, frozenset[str]]:
+    """The kernel's mode for these needs (0: NaN/Inf counts only, 1: all but range_count, 2: all) and the fields
+    of TensorStats they fill."""
+    mode = 2 if "range_count" in needs else 1 if needs & _VALUE_STATS else 0
+    return mode, frozenset(name for need in needs for name in _FIELDS.get(need, (need,)))
+
+
 # What the kernel returns, in order.
 _KERNEL_FIELDS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "range_count", "min", "max", "sum", "abs_sum", "sq_sum")
 
 
-def _compiled_stats(source: _Source, needs: frozenset[str], value_range: tuple[float, float] | None,
-                    chunk: int) -> _Reducer:
-    """The statistics by the compiled kernel: one call per contiguous window, chunks of the rest (views that are
-    not contiguous, non-native byte order) copied by nditer. Totals as _Reducer keeps them."""
-    storage = source.storage
-    dtype = storage.dtype
-    kind = _KERNEL_KINDS.get(source.format or dtype.name) or f"{dtype.kind}{dtype.itemsize}"
-    mode = 2 if "range_count" in needs else 1 if needs & _VALUE_STATS else 0
-    low, high = value_range if value_range is not None else (-math.inf, math.inf)
-    totals = _Reducer(needs, [source], value_range, 1e-5, 1e-8, chunk)
-    for window in _windows([storage], chunk):
-        part = window[0]
-        whole = part.dtype.isnative and (part.flags.c_contiguous or part.flags.f_contiguous)
-        pieces = [part.ravel(order="K")] if whole else (np.ascontiguousarray(c) for [c] in _chunks(window, chunk))
-        for piece in pieces:
-            if piece.size:
-                totals.merge(KERNEL.reduce(piece, kind, mode, float(low), float(high)), piece.size)
-        release_pages(part)
+def _kernel_totals(reduced: tuple, size: int) -> dict:
+    """The kernel's figures for ``size`` elements as TensorStats fields (min/max None without finite values)."""
+    totals = dict(zip(_KERNEL_FIELDS, reduced))
+    finite = size - totals["nan"] - totals["pos_inf"] - totals["neg_inf"]
+    totals.update(finite_count=finite, pos=finite - totals["zero"] - totals["neg"])
+    if not finite:
+        totals["min"] = totals["max"] = None
     return totals
+
+
+def _add_totals(totals: dict, more: dict) -> None:
+    for name in _COUNTS[:-1] + ("sum", "abs_sum", "sq_sum"):  # all but change_exceed
+        totals[name] += more[name]
+    if more["min"] is not None:
+        totals["min"] = more["min"] if totals["min"] is None else min(totals["min"], more["min"])
+        totals["max"] = more["max"] if totals["max"] is None else max(totals["max"], more["max"])
 
 
 # A memory-mapped tensor is read in windows of this many bytes, each dropped from resident memory once read
@@ -441,19 +482,6 @@ class _Reducer:
             self.totals["change_abs_sum"] += float(np.add.reduce(diff[both]))
             self.totals["prev_abs_sum"] += float(np.add.reduce(prev[prev_finite]))
         self.totals["change_exceed"] += count - np.count_nonzero(within)
-
-    def merge(self, reduced: tuple, size: int) -> None:
-        """Add the kernel's figures for ``size`` elements (see _KERNEL_FIELDS)."""
-        totals, figures = self.totals, dict(zip(_KERNEL_FIELDS, reduced))
-        finite = size - figures["nan"] - figures["pos_inf"] - figures["neg_inf"]
-        figures.update(finite_count=finite, pos=finite - figures["zero"] - figures["neg"])
-        for name in _COUNTS + ("sum", "abs_sum", "sq_sum"):
-            if name in figures:
-                totals[name] += figures[name]
-        if finite:
-            low, high = figures["min"], figures["max"]
-            totals["min"] = low if totals["min"] is None else min(totals["min"], low)
-            totals["max"] = high if totals["max"] is None else max(totals["max"], high)
 
     def result(self, size: int, dtype: str, shape: tuple[int, ...]) -> TensorStats:
         values = {name: int(value) if name in _COUNTS else value

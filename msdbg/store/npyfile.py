@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 
@@ -22,23 +23,19 @@ class TensorFileError(MsdbgError):
 def open_npy(path: str) -> np.ndarray:
     """Memory-map a ``.npy`` file read-only (read small ones) after checking its header and length.
 
-    Raises TensorFileError with a one-line message naming the file.
+    A small file is read with one system call, and each distinct header is parsed once (a step's files repeat the
+    same few headers), so a step of many small tensors costs little per file. Raises TensorFileError with a
+    one-line message naming the file.
     """
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-            offset = handle.tell()
+        with open(path, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(size if size <= SMALL_FILE_BYTES + _HEADER_READ else _HEADER_READ)
     except FileNotFoundError:
         raise TensorFileError(f"tensor file {path}: does not exist") from None
-    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+    except OSError as exc:
         raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
-    if dtype.hasobject:
-        raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
+    shape, fortran, dtype, offset = _header(path, data)
     count = 1
     for dim in shape:
         count *= dim
@@ -47,15 +44,52 @@ def open_npy(path: str) -> np.ndarray:
         raise TensorFileError(
             f"tensor file {path}: truncated ({size} bytes, header promises {expected} for shape {shape} {dtype})"
         )
+    order = "F" if fortran else "C"
     if count == 0:
         return np.zeros(shape, dtype=dtype)
     if count * dtype.itemsize <= SMALL_FILE_BYTES:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = np.fromfile(handle, dtype=dtype, count=count)
-        data.flags.writeable = False  # read-only, like the memory maps of larger tensors
-        return data.reshape(shape, order="F" if fortran else "C")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+        if len(data) < expected:  # the file grew since fstat: read what the header promises
+            with open(path, "rb") as handle:
+                data = handle.read(expected)
+        # read-only (a view of bytes), like the memory maps of larger tensors
+        return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape, order=order)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
+# Bytes read first from a large file: its header (NumPy pads headers to 64 bytes; MindSpore's are under 256).
+_HEADER_READ = 4096
+_HEADERS: dict[bytes, tuple[tuple[int, ...], bool, np.dtype, int]] = {}
+_HEADERS_KEPT = 4096
+
+
+def _header(path: str, data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran order, dtype, data offset) of a .npy file starting with ``data``; parsed by NumPy's own
+    reader the first time a header is seen."""
+    if data[:6] == b"\x93NUMPY" and len(data) >= 10:
+        length = int.from_bytes(data[8:10], "little") + 10 if data[6] == 1 else (
+            int.from_bytes(data[8:12], "little") + 12 if len(data) >= 12 else 0)
+        known = _HEADERS.get(data[:length]) if 10 <= length <= len(data) else None
+        if known is not None:
+            return known
+    parsed = _parse_header(path, io.BytesIO(data))
+    if len(_HEADERS) >= _HEADERS_KEPT:
+        _HEADERS.clear()
+    _HEADERS[data[:parsed[3]]] = parsed
+    return parsed
+
+
+def _parse_header(path: str, handle: io.BytesIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+        raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
+    if dtype.hasobject:
+        raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
+    return tuple(shape), bool(fortran), dtype, handle.tell()
 
 
 def release_pages(array: np.ndarray) -> None:
