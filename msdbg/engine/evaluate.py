@@ -85,9 +85,9 @@ class _TensorStats:
         self.array = entry.load() if entry.stats is None else None
         self._cache: dict[tuple, TensorStats] = {}
 
-    def get(self, needs: set[str], value_range: tuple[float, float] | None = None,
+    def get(self, needs: frozenset[str], value_range: tuple[float, float] | None = None,
             previous: np.ndarray | None = None, rtol: float = 1e-5, atol: float = 1e-8,
-            shared: set[str] | None = None) -> TensorStats:
+            shared: frozenset[str] | None = None) -> TensorStats:
         """Statistics answering ``needs``; one pass computes ``shared`` (a superset) for several watchpoints."""
         if self.entry.stats is not None:
             missing = set(needs) - self.entry.available
@@ -97,7 +97,7 @@ class _TensorStats:
                 raise NeedsTensorData(", ".join(sorted(missing)))
             return self.entry.stats
         needs = shared or needs
-        key = (frozenset(needs), value_range, previous is not None, rtol, atol)
+        key = (needs, value_range, previous is not None, rtol, atol)
         if key not in self._cache:
             self._cache[key] = compute_stats(self.array, needs, value_range=value_range, previous=previous,
                                              rtol=rtol, atol=atol, dtype_hint=self.entry.file.dtype.lower())
@@ -118,27 +118,46 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     if first_step and history.initial_values and graph is not None and graph.optimizer_ops:
         entries = [*entries, *initial_value_entries(entries, graph, history.initial_values)]
         history.initial_values = {}
+    watchpoints = [w for w in watchpoints if not w.condition.cross_rank and (first_step or not w.condition.initial)]
+    plan = _Plan(watchpoints)
     for entry in entries:
         if not evaluated(entry) or not is_float(entry):
             continue
-        watching = [w for w in watchpoints if w.watches(entry) and not w.condition.cross_rank
-                    and (first_step or not w.condition.initial)]
+        watching = tuple(w for w in watchpoints if w.watches(entry))
         if not watching:
             continue
         try:
-            _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
+            _TensorEvaluation(entry, entries, graph, history, result, plan).run(watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
     mark_origins(result.hits, graph)
     return result
 
 
+class _Plan:
+    """What each watchpoint needs, worked out once per step rather than once per tensor."""
+
+    def __init__(self, watchpoints: list[Watchpoint]):
+        self.needs = {w.number: frozenset(w.condition.stat_needs(w.params)) for w in watchpoints}
+        self._shared: dict[tuple[int, ...], frozenset[str]] = {}
+
+    def shared_needs(self, watching: tuple[Watchpoint, ...]) -> frozenset[str]:
+        """The statistics one pass computes for all of ``watching`` that need plain statistics."""
+        numbers = tuple(w.number for w in watching)
+        shared = self._shared.get(numbers)
+        if shared is None:
+            shared = self._shared[numbers] = frozenset().union(*(self.needs[w.number] for w in watching
+                                                                  if _is_plain(w)))
+        return shared
+
+
 class _TensorEvaluation:
     """All watchpoints on one tensor of one step."""
 
     def __init__(self, entry: TensorEntry, entries: list[TensorEntry], graph: Graph | None, history: History,
-                 result: StepResult):
+                 result: StepResult, plan: _Plan):
         self.entry, self.entries, self.graph, self.history, self.result = entry, entries, graph, history, result
+        self.plan = plan
         self.key = tensor_key(entry)
         self.current = _TensorStats(entry)
 
@@ -147,12 +166,11 @@ class _TensorEvaluation:
         """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
         return pre_update_entry(self.entry, self.entries, self.graph)
 
-    def run(self, watching: list[Watchpoint], inputs_dumped: bool) -> None:
+    def run(self, watching: tuple[Watchpoint, ...], inputs_dumped: bool) -> None:
         """Judge every watchpoint; keep a copy for the next step's change conditions when its dump will hold no
         pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only)."""
         self.result.tensors_checked += 1
-        plain = [w for w in watching if _is_plain(w)]
-        self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
+        self.base_needs = self.plan.shared_needs(watching)
         for watchpoint in watching:
             try:
                 stats = self._stats_for(watchpoint)
@@ -173,7 +191,7 @@ class _TensorEvaluation:
 
     def _stats_for(self, watchpoint: Watchpoint) -> TensorStats | None:
         condition, params = watchpoint.condition, watchpoint.params
-        needs = condition.stat_needs(params)
+        needs = self.plan.needs[watchpoint.number]
         name = self.entry.param or self.entry.node
         if self.entry.stats is not None and not condition.initial:  # statistic.csv: its columns or nothing
             return self.current.get(needs)

@@ -28,9 +28,12 @@ def open_npy(path: str) -> np.ndarray:
     one-line message naming the file.
     """
     try:
-        with open(path, "rb", buffering=0) as handle:
-            size = os.fstat(handle.fileno()).st_size
-            data = handle.read(size if size <= SMALL_FILE_BYTES + _HEADER_READ else _HEADER_READ)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size if size <= SMALL_FILE_BYTES + _HEADER_READ else _HEADER_READ)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise TensorFileError(f"tensor file {path}: does not exist") from None
     except OSError as exc:

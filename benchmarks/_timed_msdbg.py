@@ -1,0 +1,53 @@
+"""``python -m msdbg ARGS`` with msdbg's own work at each step boundary timed (for benchmarks/overhead.py).
+
+    python benchmarks/_timed_msdbg.py run --batch --nx -c "watch recommended" SCRIPT [ARGS...]
+
+Times each call of the barrier's callback: listing, evaluating and pruning the step, reporting its hits; not
+the barrier's wait for MindSpore's dump (the executor sync before it), not MindSpore's dump writing. At exit
+prints to stderr ``own work: N steps, median M ms, mean A ms, tensors per step T`` (T: files in a step folder).
+"""
+
+import atexit
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from msdbg import cli  # noqa: E402
+from msdbg.capture import barrier  # noqa: E402
+from msdbg.session import Session  # noqa: E402
+
+spent: list[float] = []
+files: list[int] = []
+install, evaluate_step = barrier.install, Session.evaluate_step
+
+
+def timed_install(on_graph_run, before_first_compile=None):
+    def timed() -> None:
+        start = time.perf_counter()
+        try:
+            on_graph_run()
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    return install(timed, before_first_compile)
+
+
+def counting_evaluate_step(self, key):
+    result = evaluate_step(self, key)
+    files.append(len(self.dump.tensors(key)))
+    return result
+
+
+def report() -> None:
+    if spent:
+        print(f"own work: {len(spent)} steps, median {statistics.median(spent) * 1e3:.2f} ms, mean "
+              f"{statistics.mean(spent) * 1e3:.2f} ms, tensors per step {statistics.median(files or [0]):.0f}",
+              file=sys.stderr, flush=True)
+
+
+barrier.install, Session.evaluate_step = timed_install, counting_evaluate_step
+atexit.register(report)
+sys.exit(cli.main(sys.argv[1:]))
