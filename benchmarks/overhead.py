@@ -50,7 +50,7 @@ MODELS = {
     "resnet18": ([str(BENCH / "model_train.py"), "resnet18"], 30, 1.25, 25.0),
 }
 _OWN = re.compile(r"^own work: (\d+) steps, median ([\d.]+) ms, mean ([\d.]+) ms, cpu median ([\d.]+) ms, "
-                  r"tensors per step (\d+)", re.M)
+                  r"tensors per step (\d+); evaluation median ([\d.]+) ms, cpu median ([\d.]+) ms", re.M)
 _STEP = re.compile(r"^step (\d+) t=([\d.]+)", re.M)
 _START = re.compile(r"^start t=([\d.]+)", re.M)
 
@@ -157,9 +157,12 @@ def main() -> None:
           f"{step_ratio:.2f}x  {verdict(step_ratio, target)}")
     if own:
         wall_ms, cpu_ms, tensors = median([o[1] for o in own]), median([o[3] for o in own]), int(own[0][4])
+        eval_ms, eval_cpu_ms = median([o[5] for o in own]), median([o[6] for o in own])
         check = f"  {verdict(wall_ms, own_target, unit=' ms')}" if own_target is not None else ""
-        print(f"msdbg's own work per step ({tensors} tensors a step; not the barrier's wait, not MindSpore's dump): "
-              f"median {wall_ms:.2f} ms wall, {cpu_ms:.2f} ms CPU{check}")
+        print(f"msdbg's own work per step ({tensors} tensors a step; not the wait for MindSpore's dump, not its "
+              f"writing): the training held {wall_ms:.2f} ms (median; {cpu_ms:.2f} ms CPU){check}")
+        print(f"  evaluating a step (on a worker thread in batch mode, beside the next step): median {eval_ms:.2f} ms"
+              f" wall, {eval_cpu_ms:.2f} ms CPU")
     if "dump only" in variants:
         dumped, synced = median(steps["dump only"]), median(steps["dump+sync"])
         size, files = dump_sizes[0]

@@ -6,7 +6,6 @@ that needs plain statistics, and one more pass is made per distinct range or cha
 
 from __future__ import annotations
 
-import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -21,6 +20,7 @@ from msdbg.engine.watchpoints import Watchpoint
 from msdbg.errors import MsdbgError
 from msdbg.store.dumpdir import TensorEntry
 from msdbg.store.graph import Graph
+from msdbg.threads import worker
 
 _FLOAT_DTYPES = {"float16", "float32", "float64", "bfloat16", "double", "half", "float"}
 
@@ -142,17 +142,12 @@ PARALLEL_MIN_TENSORS = 100
 _pool: ThreadPoolExecutor | None = None
 
 
-def _block_sigint() -> None:
-    """MindSpore's SIGINT handler ends the process: every thread msdbg starts keeps SIGINT blocked."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-
 def _prefetch(work: list[tuple[TensorEntry, tuple[Watchpoint, ...]]], plan: _Plan) -> dict[int, _TensorStats]:
     """Read and reduce the tensors' shared statistics, half on a worker thread and half here; by id(entry). A
     tensor that fails is left out: evaluating it again reports the error in order."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msdbg-stats", initializer=_block_sigint)
+        _pool = worker("msdbg-stats")
     jobs = [(entry, plan.shared_needs(watching)) for entry, watching in work]
     other = _pool.submit(_prefetch_part, jobs[1::2])
     ready = _prefetch_part(jobs[0::2])
