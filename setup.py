@@ -8,6 +8,6 @@ from setuptools import Extension, setup
 # -O3 and OpenMP SIMD pragmas (-fopenmp-simd: no OpenMP runtime) let the compiler vectorise the reductions; no
 # -march: the kernel carries an AVX2 copy of its loops chosen at load time, so a build runs on any x86-64 CPU.
 KERNEL = Extension("msdbg._statskernel", ["msdbg/_statskernel.c"], optional=True,
-                   extra_compile_args=["-O3", "-fopenmp-simd", "-std=c99"])
+                   extra_compile_args=["-O3", "-fopenmp-simd", "-std=c11"])
 
 setup(ext_modules=[KERNEL])
