@@ -138,8 +138,11 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                       + traceback.format_exc(limit=3), file=sys.stderr)
             install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
 
+        trash = retention.Trash()
+
         def evaluate(keys: list[StepKey]) -> None:
-            """Evaluate and report these complete steps."""
+            """Delete the folders pruned at the barrier; evaluate and report these complete steps."""
+            trash.empty()
             try:
                 results = [(key, session.evaluate_step(key)) for key in keys]
             except Exception:  # a bug in msdbg must not end the training
@@ -151,7 +154,8 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         def housekeeping() -> None:
             """At the barrier, the training stopped: prune the evaluated steps, move the dump off memory if due."""
             try:
-                retention.prune(session.dump, session.done, options.keep_steps, rank)
+                retention.prune(session.dump, session.done, options.keep_steps, rank,
+                                remove=trash.put if overlap is not None else None)
                 if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
                     print(f"msdbg: {message}", file=sys.stderr)
             except Exception:  # housekeeping must not end the training either
@@ -185,6 +189,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             uninstall()
             if overlap is not None:
                 overlap.wait()
+                trash.empty()
         on_steps(session.evaluate_new_steps())
         if after_training is not None:
             after_training(script_code)
