@@ -8,12 +8,13 @@
  *          2: every statistic;
  *   low, high  range_count counts finite values in [low, high] (compared exactly, as float64).
  * Conventions follow stats.py: NaN/Inf are counted apart and every other statistic covers the finite values;
- * -0.0 is zero; min/max are NaN when there is no finite value. Sums are accumulated in float64 (each float32 value
- * and its square are exact in float64), so they match NumPy's float64 sums to rounding.
+ * -0.0 is zero; min/max are NaN when there is no finite value.
  *
- * A block is first probed for NaN/Inf on its bits (integer compares the compiler vectorises); a finite block is
- * reduced by one loop the compiler vectorises (OpenMP SIMD reductions, -fopenmp-simd: no OpenMP runtime), a block
- * holding NaN/Inf element by element.
+ * Each block is probed for NaN/Inf on its bits; a finite block is reduced by one loop the compiler vectorises
+ * (OpenMP SIMD reductions, -fopenmp-simd: no OpenMP runtime), a block holding NaN/Inf element by element. Sums:
+ * float64 for float64 data, integers and buffers under FAST_MIN values (each float32 value and its square are
+ * exact in float64); otherwise float32 within a block across the SIMD lanes (fast_body, which also probes the
+ * bits and widens 2-byte floats in the same loop) and float64 across blocks.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -2,13 +2,16 @@
 
 ``compute_stats`` walks an array (usually a read-only memmap of a dump file, possibly larger than memory) in
 chunks of ``CHUNK_ELEMENTS`` and computes only the statistics asked for, so memory stays at a few chunks
-whatever the tensor's size. Conventions:
+whatever the tensor's size. The compiled kernel (msdbg/_statskernel.c, built by ``pip install`` where a C
+compiler exists) does it in one pass per contiguous window with the GIL released; without it, or with
+``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy). Both follow these conventions:
 
 * NaN, +Inf and -Inf are counted apart (``nan``, ``pos_inf``, ``neg_inf``); every other statistic covers the
   FINITE elements only, so ``zero + neg + pos + nan + pos_inf + neg_inf == size``.
 * ``-0.0`` counts as zero; ``neg`` and ``pos`` count finite values below and above 0 (-Inf is in ``neg_inf``).
-* Sums: float64 data is summed in float64. float32 (and float16/bfloat16, widened to float32) is summed by BLAS in
-  float32 within rows of ``_ROW`` elements and in float64 across rows and chunks, about 3x faster than widening;
+* Sums: float64 data is summed in float64. float32 (and float16/bfloat16, widened to float32) is summed in float32
+  within rows of ``_ROW`` elements by BLAS (the kernel: within blocks of 1024 across its SIMD lanes; in float64
+  for buffers under 8192 values) and in float64 across rows, blocks and chunks, about 3x faster than widening;
   the relative error stays below 1e-5 of the sum of magnitudes (tested against float64). A chunk whose float32
   squares could overflow (any |x| > 2**60) or underflow (all |x| < 2**-50) is summed in float64 instead, so
   squares of large values never overflow and sums of tiny ones keep their precision.
