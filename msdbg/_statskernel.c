@@ -401,6 +401,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_statskernel",
-                                    "Compiled one-pass tensor statistics (see msdbg/engine/stats.py).", -1, methods};
+                                    "Compiled one-pass tensor statistics (see msdbg/engine/stats.py).", -1, methods,
+                                    NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__statskernel(void) { return PyModule_Create(&module); }
