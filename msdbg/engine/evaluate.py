@@ -14,6 +14,7 @@ import numpy as np
 
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History, TensorKey
+from msdbg.engine.data import bad_samples, check_labels
 from msdbg.engine.stats import TensorStats, compute_stats
 from msdbg.engine.trace import mark_origins
 from msdbg.engine.watchpoints import Watchpoint
@@ -120,10 +121,11 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     if first_step and history.initial_values and graph is not None and graph.optimizer_ops:
         entries = [*entries, *initial_value_entries(entries, graph, history.initial_values)]
         history.initial_values = {}
-    watchpoints = [w for w in watchpoints if not w.condition.cross_rank and (first_step or not w.condition.initial)]
-    plan = _Plan(watchpoints)
+    judged = [w for w in watchpoints if not w.condition.cross_rank and not w.condition.labels
+              and (first_step or not w.condition.initial)]
+    plan = _Plan(judged)
     work = [(entry, watching) for entry in entries if evaluated(entry) and is_float(entry)
-            if (watching := tuple(w for w in watchpoints if w.watches(entry)))]
+            if (watching := tuple(w for w in judged if w.watches(entry)))]
     ready = _prefetch(work, plan) if len(work) >= PARALLEL_MIN_TENSORS else {}
     for entry, watching in work:
         try:
@@ -131,6 +133,11 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
                 watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
+    try:
+        result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
+                                        history.labels))
+    except MsdbgError as exc:
+        result.errors.append(str(exc))
     mark_origins(result.hits, graph)
     return result
 
@@ -259,8 +266,11 @@ class _TensorEvaluation:
         if verdict.hit:
             node = self.entry.graph_node
             source = node.user_source() if node is not None else None
+            reasons = verdict.reasons
+            if self.entry.category == "input" and stats.nonfinite_count and self.current.array is not None:
+                reasons += tuple(filter(None, [bad_samples(self.current.array)]))
             self.result.hits.append(Hit(watchpoint.number, condition.name, self.entry, stats.as_dict(), dict(params),
-                                        verdict.reasons, source=str(source) if source else None))
+                                        reasons, source=str(source) if source else None))
 
 
 def _is_plain(watchpoint: Watchpoint) -> bool:
