@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "tcp:127.0.0.1:PORT with a printed token)")
     run.add_argument("--keep-steps", metavar="K", type=_positive_int, default=2,
                      help="keep only the last K step folders of each graph (default 2)")
+    run.add_argument("--graph-mode", action="store_true",
+                     help="run the script in graph mode (MindSpore's default is PyNative), so its steps are captured "
+                          "as graphs; a set_context(mode=PYNATIVE_MODE) in the script is ignored")
     run.add_argument("script", metavar="SCRIPT", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments for the script")
 
@@ -120,7 +123,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         demo_commands = read_command_file(watch_file) if watch_file else []
         options = RunOptions(script, [], demo_commands + commands, args.json)
     else:
-        options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
+        options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps,
+                             graph_mode=args.graph_mode)
         if os.environ.get("MS_ROLE") == "MS_SCHED":
             # msrun starts its scheduler with the same command; it trains nothing, so it runs without capture
             # (and writes no report that could replace rank 0's)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+from msdbg.capture.coverage import Coverage
 from msdbg.control import RunControl
 from msdbg.engine.crossrank import evaluate_across_ranks
 from msdbg.engine.diagnose import Finding, diagnose
@@ -36,6 +37,7 @@ class Session:
     control: RunControl | None = None
     color: bool = False
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
+    coverage: Coverage = field(default_factory=Coverage)  # training work no captured graph held (PyNative)
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
@@ -94,6 +96,10 @@ class Session:
         """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
         graph = self.dump.graph(key.rank, key.graph) if self.dump else None
         return graph is None or bool(graph.optimizer_ops)
+
+    def training_steps_captured(self) -> int:
+        """How many evaluated steps are training steps."""
+        return sum(1 for key in self.done if self.is_training_step(key))
 
     def current_entries(self) -> list[TensorEntry]:
         """The tensors of the step being looked at; UsageError when there is none yet."""

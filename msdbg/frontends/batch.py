@@ -40,11 +40,16 @@ def run_batch(options: RunOptions) -> int:
                 print(f"msdbg: error: {error}", file=sys.stderr)
 
     script_code = run_under_capture(options, session, report_steps)
-    return finish(session, options.json_out, script_code)
+    return finish(session, options.json_out, script_code, trained=True)
 
 
-def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
-    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code)."""
+def finish(session: Session, json_out: str | None, script_code: int = 0, trained: bool = False) -> int:
+    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code).
+
+    ``trained``: the session captured a training run, which must have captured a training step to pass as clean.
+    """
+    if session.coverage.uncaptured:
+        session.warnings.append(session.coverage.message())
     for warning in session.warnings:
         print(f"msdbg: warning: {warning}", file=sys.stderr)
     for note in session.notes:
@@ -68,7 +73,18 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS
+    if trained and script_code == 0 and not session.training_steps_captured():
+        print(f"msdbg: error: {not_captured(session)}; the run is not reported as clean", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return script_code
+
+
+def not_captured(session: Session) -> str:
+    """Why no training step was captured, in one line."""
+    if session.coverage.uncaptured:
+        return "no training step was captured: its forward and backward passes ran in PyNative mode"
+    return ("no training step was captured: the script ran no optimizer update that msdbg could see (no graph "
+            "holding an optimizer, no PyNative backward pass)")
 
 
 def report_document(session: Session) -> dict:

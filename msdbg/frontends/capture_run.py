@@ -30,6 +30,15 @@ class RunOptions:
     dump_dir: str | None = None
     keep_steps: int = 2
     interactive: bool = False
+    graph_mode: bool = False  # --graph-mode: run the script in graph mode whatever it asks for
+
+
+def _warn(message: str) -> None:
+    print(f"msdbg: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _note(message: str) -> None:
+    print(f"msdbg: note: {message}", file=sys.stderr, flush=True)
 
 
 def launcher_rank() -> int | None:
@@ -83,7 +92,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     StopTraining. Any other failure inside msdbg is reported and training goes on. ``after_training`` runs
     once the script has ended, while the dump is still on disk.
     """
-    from msdbg.capture import barrier, retention
+    from msdbg.capture import barrier, coverage, graph_mode, retention
     from msdbg.capture.fastdump import place_on_fast_storage
     from msdbg.capture.runner import run_script
 
@@ -132,11 +141,15 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
 
         if before_training is not None:
             before_training()
-        uninstall = barrier.install(at_barrier, before_first_compile)
+        uninstalls = [barrier.install(at_barrier, before_first_compile),
+                      coverage.install(session.coverage, barrier.in_graph_call, _warn)]
+        if options.graph_mode:
+            uninstalls.append(graph_mode.force_graph_mode(_note))
         try:
             script_code = run_script(options.script, options.script_args)
         finally:
-            uninstall()
+            for uninstall in reversed(uninstalls):
+                uninstall()
         on_steps(session.evaluate_new_steps())
         if after_training is not None:
             after_training(script_code)

@@ -103,6 +103,8 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
     def after_training(code: int) -> None:
         control.exit_code = code
         control.state = "ended"
+        if session.coverage.uncaptured:
+            print(f"msdbg: warning: {session.coverage.message()}", flush=True)
         if control.resume != "quit":
             print(f"msdbg: training finished (exit code {code}), {len(session.hits)} hits; inspect, or 'quit'",
                   flush=True)
