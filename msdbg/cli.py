@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--graph-mode", action="store_true",
                      help="run the script in graph mode (MindSpore's default is PyNative), so its steps are captured "
                           "as graphs; a set_context(mode=PYNATIVE_MODE) in the script is ignored")
+    run.add_argument("--no-pynative", dest="pynative", action="store_false",
+                     help="do not record PyNative calls (graph capture only; a PyNative training is then not checked)")
     run.add_argument("script", metavar="SCRIPT", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments for the script")
 
@@ -124,7 +126,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         options = RunOptions(script, [], demo_commands + commands, args.json)
     else:
         options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps,
-                             graph_mode=args.graph_mode)
+                             graph_mode=args.graph_mode, pynative=args.pynative)
         if os.environ.get("MS_ROLE") == "MS_SCHED":
             # msrun starts its scheduler with the same command; it trains nothing, so it runs without capture
             # (and writes no report that could replace rank 0's)

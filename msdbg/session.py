@@ -15,7 +15,8 @@ from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
-from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
+from msdbg.store.dumpdir import StepKey, TensorEntry
+from msdbg.store.steps import StepSource
 
 T = TypeVar("T")
 
@@ -24,12 +25,13 @@ T = TypeVar("T")
 class Session:
     """Watchpoints, hits and the dump being debugged (live capture or an existing dump directory)."""
 
-    dump: DumpDir | None = None
+    dump: StepSource | None = None  # a DumpDir, or graph dumps and PyNative steps together (store/steps.py)
     watchpoints: WatchpointList = field(default_factory=WatchpointList)
     hits: list[Hit] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     done: set[StepKey] = field(default_factory=set)
+    skipped: set[StepKey] = field(default_factory=set)  # in done, not evaluated (see skip_new_steps)
     notes: list[str] = field(default_factory=list)
     history: History = field(default_factory=History)
     tensors_checked: int = 0
@@ -46,9 +48,15 @@ class Session:
         return [(key, self.evaluate_step(key)) for key in self.dump.steps()
                 if key not in self.done and (self.rank is None or key.rank == self.rank)]
 
+    def skip_new_steps(self, source: StepSource) -> None:
+        """Mark a source's new steps as seen without evaluating them (a graph inside a recorded PyNative step)."""
+        new = set(source.steps()) - self.done
+        self.done.update(new)
+        self.skipped.update(new)
+
     def evaluate_step(self, key: StepKey) -> StepResult:
         """Evaluate the active watchpoints on one iteration folder and record the outcome."""
-        graph = self.dump.graph(key.rank, key.graph)
+        graph = self.dump.graph_of(key)
         self._note_graph_problem(key)
         try:
             entries = self.dump.tensors(key)
@@ -78,7 +86,7 @@ class Session:
                                   "one rank only; nothing to compare")
             return
         for group in groups.values():
-            by_rank = {rank: (self.dump.tensors(key), self.dump.graph(rank, key.graph)) for rank, key in group.items()}
+            by_rank = {rank: (self.dump.tensors(key), self.dump.graph_of(key)) for rank, key in group.items()}
             result = evaluate_across_ranks(by_rank, cross)
             self.hits.extend(result.hits)
             self.errors.extend(result.errors)
@@ -94,7 +102,7 @@ class Session:
 
     def is_training_step(self, key: StepKey) -> bool:
         """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
-        graph = self.dump.graph(key.rank, key.graph) if self.dump else None
+        graph = self.dump.graph_of(key) if self.dump else None
         return graph is None or bool(graph.optimizer_ops)
 
     def training_steps_captured(self) -> int:

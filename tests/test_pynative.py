@@ -36,7 +36,7 @@ def _origins(json_path, step):
 
 @pytest.mark.slow
 def test_uncaptured_hand_written_update_is_never_clean():
-    done = run_msdbg("run", "--batch", "-c", "watch tensor_overflow", SCRIPT, "manual", "log0")
+    done = run_msdbg("run", "--batch", "--no-pynative", "-c", "watch tensor_overflow", SCRIPT, "manual", "log0")
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.count(NOT_CAPTURED) == 2, "one line at the first step and one in the summary"
     assert "--graph-mode" in done.stderr
@@ -45,7 +45,7 @@ def test_uncaptured_hand_written_update_is_never_clean():
 
 @pytest.mark.slow
 def test_uncaptured_optimizer_run_says_what_was_missed():
-    done = run_msdbg("run", "--batch", "-c", "watch tensor_overflow", SCRIPT, "sgd", "healthy", "2")
+    done = run_msdbg("run", "--batch", "--no-pynative", "-c", "watch tensor_overflow", SCRIPT, "sgd", "healthy", "2")
     assert NOT_CAPTURED in done.stderr and "2 backward passes, 2 optimizer calls outside any graph" in done.stderr
     assert done.returncode == 0, "the optimizer's own graph was captured and is clean"
 

@@ -38,7 +38,7 @@ class Coverage:
                    "outside any graph" if self.pynative_updates else "")
         return (f"the forward and backward passes ran in PyNative mode and were not captured "
                 f"({self.pynative_backward} backward pass{'es' if self.pynative_backward != 1 else ''}{updates}); "
-                f"{GRAPH_MODE_HINT}")
+                f"{GRAPH_MODE_HINT}, or run without --no-pynative to record the PyNative calls")
 
 
 def install(coverage: Coverage, in_graph: Callable[[], bool], on_first: Callable[[str], None]
@@ -67,7 +67,9 @@ def install(coverage: Coverage, in_graph: Callable[[], bool], on_first: Callable
             coverage.pynative_updates += 1
 
     executor.grad = _counting(executor.grad, count_backward)
-    nn.Optimizer.__call__ = _counting(nn.Cell.__call__ if saved[1][2] is None else saved[1][2], count_update)
+    own_call = saved[1][2]
+    nn.Optimizer.__call__ = _counting(  # Cell.__call__ looked up at each call: other hooks may wrap it later
+        own_call if own_call is not None else (lambda *args, **kwargs: nn.Cell.__call__(*args, **kwargs)), count_update)
 
     def uninstall() -> None:
         for owner, attribute, original in saved:

@@ -34,7 +34,7 @@ def run_batch(options: RunOptions) -> int:
         for key, result in results:
             if result.hits:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
-                print(f"msdbg: step {key.iteration} graph {key.graph}: {len(result.hits)} hits, origin "
+                print(f"msdbg: step {key.iteration} {key.place}: {len(result.hits)} hits, origin "
                       f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
             for error in result.errors:
                 print(f"msdbg: error: {error}", file=sys.stderr)
@@ -55,7 +55,7 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, trained
     for note in session.notes:
         print(f"msdbg: note: {note}", file=sys.stderr)
     lines = summary(session.hits)
-    steps = len(session.done)
+    steps = len(session.done) - len(session.skipped)
     print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps} "
           f"step{'s' if steps != 1 else ''} ({session.tensors_checked} tensors checked)")
     for line in lines:

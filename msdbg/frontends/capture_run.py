@@ -17,6 +17,8 @@ from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
+from msdbg.store.pynative import PyNativeSteps
+from msdbg.store.steps import CombinedSource
 
 StepsCallback = Callable[[list[tuple[StepKey, StepResult]]], None]
 
@@ -31,6 +33,7 @@ class RunOptions:
     keep_steps: int = 2
     interactive: bool = False
     graph_mode: bool = False  # --graph-mode: run the script in graph mode whatever it asks for
+    pynative: bool = True  # record PyNative calls (capture/pynative.py); --no-pynative: graph capture only
 
 
 def _warn(message: str) -> None:
@@ -92,7 +95,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     StopTraining. Any other failure inside msdbg is reported and training goes on. ``after_training`` runs
     once the script has ended, while the dump is still on disk.
     """
-    from msdbg.capture import barrier, coverage, graph_mode, retention
+    from msdbg.capture import barrier, coverage, graph_mode, pynative, retention
     from msdbg.capture.fastdump import place_on_fast_storage
     from msdbg.capture.runner import run_script
 
@@ -105,8 +108,11 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
         config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
         install_dump_config(dump_config(dump_root), config_dir)
-        session.dump = DumpDir(dump_root)
+        dump = DumpDir(dump_root)
+        pynative_steps = PyNativeSteps(options.keep_steps, rank or 0)
+        session.dump = CombinedSource(dump, pynative_steps)
         session.rank = rank
+        recorder = None
 
         def before_first_compile() -> None:
             """MindSpore reads the dump config at the first compile, when the device target is known."""
@@ -124,6 +130,10 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
 
         def at_barrier() -> None:
+            if recorder is not None and recorder.busy:  # a graph run inside a recorded PyNative call (the
+                session.skip_new_steps(dump)           # optimizer's own jit): that step is recorded as a whole
+                prune()
+                return
             try:
                 results = session.evaluate_new_steps()
             except Exception:  # a bug in msdbg must not end the training
@@ -131,9 +141,12 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                       + traceback.format_exc(), file=sys.stderr)
                 return
             on_steps(results)
+            prune()
+
+        def prune() -> None:
             try:
-                retention.prune(session.dump, session.done, options.keep_steps, rank)
-                if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
+                retention.prune(dump, session.done, options.keep_steps, rank)
+                if fast is not None and (message := fast.keep_room(dump, options.keep_steps)):
                     print(f"msdbg: {message}", file=sys.stderr)
             except Exception:  # housekeeping must not end the training either
                 print("msdbg: internal error while pruning the dump (training goes on):\n"
@@ -145,8 +158,14 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                       coverage.install(session.coverage, barrier.in_graph_call, _warn)]
         if options.graph_mode:
             uninstalls.append(graph_mode.force_graph_mode(_note))
+        elif options.pynative:
+            recorder = pynative.PyNativeRecorder(pynative_steps, at_barrier)
+            uninstalls.append(pynative.install(recorder))
+            session.coverage.recorded_natively = True
         try:
             script_code = run_script(options.script, options.script_args)
+            if recorder is not None:
+                recorder.close_step()  # the last step of a hand-written update ends with the script
         finally:
             for uninstall in reversed(uninstalls):
                 uninstall()

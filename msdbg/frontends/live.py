@@ -91,7 +91,7 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
             print("msdbg: watchpoint hit\n" + "\n".join(summary(hits)), flush=True)
         else:
             reason = " (Ctrl-C)" if interrupted else ""
-            print(f"msdbg: paused after step {session.current.iteration} (graph {session.current.graph}){reason}",
+            print(f"msdbg: paused after step {session.current.iteration} ({session.current.place}){reason}",
                   flush=True)
         control.pause_requested = False
         control.state = "paused"

@@ -27,6 +27,7 @@ _RANK_DIR = re.compile(r"^rank_(\d+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
+PYNATIVE_NET = "PyNative"  # the net name of steps recorded from PyNative calls (store/pynative.py)
 T = TypeVar("T")
 
 
@@ -38,6 +39,11 @@ class StepKey:
     net: str
     graph: int
     iteration: int
+
+    @property
+    def place(self) -> str:
+        """``graph 3`` for a graph's step, ``PyNative`` for a step recorded from PyNative calls."""
+        return "PyNative" if self.net == PYNATIVE_NET else f"graph {self.graph}"
 
 
 @dataclass
@@ -55,6 +61,7 @@ class TensorEntry:
     graph_node: Node | None
     stats: TensorStats | None = None  # from statistic.csv: a statistics-only dump has no tensor data
     available: frozenset[str] = frozenset()
+    loader: Callable[[], np.ndarray] | None = None  # a tensor held in memory (PyNative capture), not a file
 
     @property
     def io(self) -> str:
@@ -73,6 +80,8 @@ class TensorEntry:
         """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
         if self.stats is not None:
             raise TensorFileError(f"tensor {self.label}: {self.path} holds its statistics only, not its values")
+        if self.loader is not None:
+            return self.loader()
         return open_npy(self.path)
 
 
@@ -130,6 +139,14 @@ class DumpDir:
                 self._graphs[cache_key] = None
                 self.graph_errors[cache_key] = str(exc)
         return self._graphs[cache_key]
+
+    def owns(self, key: StepKey) -> bool:
+        """Whether a step is a folder of this tree (not a step of another source)."""
+        return key.net != PYNATIVE_NET
+
+    def graph_of(self, key: StepKey) -> Graph | None:
+        """The graph of a step (see graph())."""
+        return self.graph(key.rank, key.graph)
 
     def loaded_graphs(self) -> list[Graph]:
         """The graphs read so far (every graph of an evaluated step)."""
