@@ -15,7 +15,7 @@ from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
-from msdbg.store.dumpdir import StepKey, TensorEntry
+from msdbg.store.dumpdir import PYNATIVE_NET, StepKey, TensorEntry
 from msdbg.store.steps import StepSource
 
 T = TypeVar("T")
@@ -101,7 +101,10 @@ class Session:
         return sum(1 for key, _ in results if self.is_training_step(key))
 
     def is_training_step(self, key: StepKey) -> bool:
-        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
+        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown; every
+        recorded PyNative step (it ends after a backward pass)."""
+        if key.net == PYNATIVE_NET:
+            return True
         graph = self.dump.graph_of(key) if self.dump else None
         return graph is None or bool(graph.optimizer_ops)
 

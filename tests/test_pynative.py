@@ -83,3 +83,46 @@ def test_graph_mode_names_the_line_that_recompiles_and_keeps_graph_mode(tmp_path
     assert done.stderr.count("was compiled again") == 1
     assert "graph 'after_grad' called at " in done.stderr and "loss, grads = grad_fn(*args)" in done.stderr
     assert "argument 3 was 0, 1, 2" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("update", ["adam", "sgd", "manual", "model"])
+def test_native_capture_finds_log_of_zero_with_its_line(tmp_path, update):
+    out = tmp_path / "hits.json"
+    done = run_msdbg("run", "--batch", "-c", "watch tensor_overflow", "--json", str(out), SCRIPT, update, "log0")
+    assert done.returncode == 1, done.stderr[-3000:]
+    hits = json.loads(out.read_text())["hits"]
+    assert min(h["step"] for h in hits) == 2, "nothing is non-finite before the planted zero"
+    origin, = _origins(out, 2)
+    assert origin["op_type"] == "Log" and origin["category"] == "activation" and origin["node"].endswith("/Log-op0")
+    assert origin["stats"]["neg_inf"] == 1
+    assert "pynative_train.py:29" in origin["source"] and "ops.log(x)" in origin["source"]
+    step2 = [h for h in hits if h["step"] == 2]
+    assert {h["param"] for h in step2 if h["category"] == "gradient"} == {"fc1.weight", "fc1.bias", "fc2.weight",
+                                                                          "fc2.bias"}
+    assert {h["param"] for h in step2 if h["category"] == "weight"} >= {"fc1.weight", "fc2.weight"}
+    assert "origin: Log Default/" in done.stdout and "(rank 0, PyNative)" in done.stdout
+    assert "no known cause" not in done.stdout and "SGD-op" not in done.stdout
+    assert NOT_CAPTURED not in done.stderr
+    assert _losses(done.stdout) == _plain_losses(update, "log0"), "recording does not change the training"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("update", ["adam", "manual"])
+def test_native_capture_healthy_run_with_recommended_is_clean(update):
+    done = run_msdbg("run", "--batch", "-c", "watch recommended", SCRIPT, update, "healthy")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "msdbg: 0 hits in 4 steps" in done.stdout
+    assert "internal error" not in done.stderr
+
+
+@pytest.mark.slow
+def test_native_capture_at_the_prompt(tmp_path):
+    commands = "continue\nlist --gradients\nprint grad:fc2.bias\nstats Log-op0\ntrace\nquit\n"
+    done = run_msdbg("run", "-c", "watch tensor_overflow", SCRIPT, "adam", "log0", input_text=commands)
+    assert "watchpoint hit" in done.stdout and "step 2 (rank 0, PyNative)" in done.stdout, done.stdout[-3000:]
+    assert "fc2.bias  Gradient  (1,) Float32  [gradient fc2.bias]" in done.stdout, "list --gradients"
+    assert "fc2.bias (gradient, Gradient output 0, step 2)" in done.stdout, "print grad:PARAM"
+    trace = done.stdout[done.stdout.index("(msdbg) trace"):]
+    assert "origin Log Default/Net/Log-op0" in trace, "trace walks from the last hit back to Log"
+    assert len(_losses(done.stdout)) == 2, "quit at the hit of step 2 (before it prints its loss) stops the training"

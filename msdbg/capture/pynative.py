@@ -50,7 +50,8 @@ class PyNativeRecorder:
         self.steps, self.at_step_end = steps, at_step_end
         self.thread = threading.get_ident()
         self.busy = False  # inside a recorded op, a backward pass or an optimizer: nested calls are not recorded
-        self.cells: list[str] = []
+        self.cells: list[str] = []  # labels of the Cells being called, outermost first (the scope)
+        self.cell_objects: list[Any] = []
         self.updating = False  # inside an optimizer call
         self.reported = False
         self._reset()
@@ -61,7 +62,9 @@ class PyNativeRecorder:
         self.counters: dict[tuple[str, str], int] = {}
         self.backward = False
         self.close_pending = False
-        self.gradients: dict[str, Any] = {}
+        self.gradients: dict[str, str] = {}  # parameter name -> its Gradient call
+        self.last_value: str | None = None  # the last call that computed something (the loss, before a backward)
+        self.optimized = False  # an nn.Optimizer made this step's update
         self.parameters: dict[str, tuple[Any, str]] = {}  # name -> (Parameter, category)
 
     # ----- when to record -----------------------------------------------------------------------
@@ -74,8 +77,11 @@ class PyNativeRecorder:
         """One call that returned ``out`` (``label``: a Cell's name in scopes, ``fc1-Dense``)."""
         scope = "/".join(["Default", *self.cells])
         inputs = [self._producer(tensor, scope) for tensor in _tensors(args, kwargs)]
+        outputs = [t for t in _flatten(out) if _is_tensor(t)]
+        # a Cell returns what its last inner call produced, an in-place op its input: that call is an input too
+        inputs += [self.producer[id(t)] for t in outputs if id(t) in self.producer]
         source = source_line(user_frame(2))
-        self._add(op_type, scope, inputs, [t for t in _flatten(out) if _is_tensor(t)], source, label=label)
+        self._add(op_type, scope, inputs, outputs, source, label=label)
         if not self.backward and len(self.calls) > MAX_CALLS_WITHOUT_BACKWARD:
             self._reset()
 
@@ -88,6 +94,8 @@ class PyNativeRecorder:
             self.counters[(scope, label)] = count + 1
             name = f"{scope}/{label}-op{count}"
         self.calls.append(Call(name, op_type, scope, inputs, outputs, source, category, param))
+        if category == "activation":
+            self.last_value = name
         for tensor in outputs:
             self.producer[id(tensor)] = name
         return name
@@ -111,7 +119,8 @@ class PyNativeRecorder:
         return name
 
     def gradients_for(self, weights: Any, grads: Any) -> None:
-        """The gradients an update receives, one per weight, in the weights' order."""
+        """The gradients an update receives, one per weight, in the weights' order; each computed from the last
+        value before the backward pass (the loss)."""
         weights = [w for w in _flatten(weights) if _is_parameter(w)]
         grads = [g for g in _flatten(grads) if _is_tensor(g)]
         if not weights or len(grads) < len(weights):
@@ -119,9 +128,18 @@ class PyNativeRecorder:
         for weight, grad in zip(weights, grads[len(grads) - len(weights):]):
             self._parameter(weight, "weight")
             if weight.name not in self.gradients:
-                self.gradients[weight.name] = grad
-                self.producer[id(grad)] = self._add("Gradient", "Gradients", [], [grad], None, "gradient",
-                                                    weight.name, name=f"Gradients/{weight.name}")
+                loss = [self.last_value] if self.last_value is not None else []
+                self.gradients[weight.name] = self._add("Gradient", "Gradients", loss, [grad], None, "gradient",
+                                                        weight.name, name=f"Gradients/{weight.name}")
+
+    def _optimizer_updates(self) -> None:
+        """One ``ApplyUpdate`` node per parameter an optimizer updated, computed from the gradient of its weight
+        (``moment1.fc1.weight`` from that of ``fc1.weight``): trace-back walks from a parameter to its gradient."""
+        for name in self.parameters:
+            weight = name if name in self.gradients else next(
+                (w for w in self.gradients if name.endswith("." + w)), None)
+            if weight is not None:
+                self._add("ApplyUpdate", "Update", [name, self.gradients[weight]], [], None, name=f"Update/{name}")
 
     def optimizer_state(self, optimizer: Any) -> None:
         weights = {id(p) for p in optimizer.parameters}
@@ -139,6 +157,8 @@ class PyNativeRecorder:
         """The barrier of a PyNative step: hand its calls to the source and evaluate it."""
         if not self.backward:
             return
+        if self.optimized:
+            self._optimizer_updates()
         for name, (parameter, category) in self.parameters.items():
             self.calls.append(Call(name, "Parameter", "", [], [parameter], None, category, name))
         calls = self.calls
@@ -167,27 +187,6 @@ def install(recorder: PyNativeRecorder) -> Callable[[], None]:
         saved.append((owner, attribute, owner.__dict__[attribute] if attribute in owner.__dict__ else _MISSING))
         setattr(owner, attribute, wrapper)
 
-    for module in (ops, mint, getattr(mint.nn, "functional", None)):
-        if module is None:
-            continue
-        for name, value in list(vars(module).items()):
-            if not name.startswith("_") and inspect.isfunction(value):
-                replace(module, name, _op_wrapper(recorder, value, name))
-    tensor_base = ms.Tensor.__mro__[1]
-    for name, value in list(vars(tensor_base).items()):
-        if (callable(value) and name not in _SKIPPED_TENSOR_METHODS and not isinstance(value, (type, property))
-                and (not name.startswith("_") or _is_operator(name)) and name not in vars(ms.Tensor)):
-            replace(ms.Tensor, name, _op_wrapper(recorder, value, name))
-    wrapped = {attribute for _, attribute, _ in saved}
-    for name, value in list(vars(ms.Tensor).items()):
-        if inspect.isfunction(value) and not name.startswith("_") and name not in _SKIPPED_TENSOR_METHODS | wrapped:
-            replace(ms.Tensor, name, _op_wrapper(recorder, value, name))
-    replace(nn.Cell, "__call__", _cell_wrapper(recorder, nn.Cell.__call__))
-    executor = _api_module()._PyNativeExecutor
-    replace(executor, "grad", _backward_wrapper(recorder, executor.grad))
-    replace(composite_base, "_pynative_forward_run",
-            _forward_start_wrapper(recorder, composite_base._pynative_forward_run))
-
     def uninstall() -> None:
         for owner, attribute, original in reversed(saved):
             if original is _MISSING:
@@ -195,6 +194,30 @@ def install(recorder: PyNativeRecorder) -> Callable[[], None]:
             else:
                 setattr(owner, attribute, original)
 
+    try:
+        for module in (ops, mint, getattr(mint.nn, "functional", None)):
+            if module is None:
+                continue
+            for name, value in list(vars(module).items()):
+                if not name.startswith("_") and inspect.isfunction(value):
+                    replace(module, name, _op_wrapper(recorder, value, name))
+        tensor_base = ms.Tensor.__mro__[1]
+        for name, value in list(vars(tensor_base).items()):
+            if (callable(value) and name not in _SKIPPED_TENSOR_METHODS and not isinstance(value, (type, property))
+                    and (not name.startswith("_") or _is_operator(name)) and name not in vars(ms.Tensor)):
+                replace(ms.Tensor, name, _op_wrapper(recorder, value, name))
+        wrapped = {attribute for _, attribute, _ in saved}
+        for name, value in list(vars(ms.Tensor).items()):
+            if inspect.isfunction(value) and not name.startswith("_") and name not in _SKIPPED_TENSOR_METHODS | wrapped:
+                replace(ms.Tensor, name, _op_wrapper(recorder, value, name))
+        replace(nn.Cell, "__call__", _cell_wrapper(recorder, nn.Cell.__call__))
+        executor = _api_module()._PyNativeExecutor
+        replace(executor, "grad", _backward_wrapper(recorder, executor.grad))
+        replace(composite_base, "_pynative_forward_run",
+                _forward_start_wrapper(recorder, composite_base._pynative_forward_run))
+    except BaseException:
+        uninstall()  # all or nothing
+        raise
     return uninstall
 
 
@@ -231,11 +254,14 @@ def _cell_wrapper(recorder: PyNativeRecorder, original: Callable[..., Any]) -> C
             return original(cell, *args, **kwargs)
         if isinstance(cell, nn.Optimizer):
             return _optimizer_call(recorder, original, cell, args, kwargs)
-        recorder.cells.append(_cell_label(cell))
+        label = _cell_label(cell, recorder.cell_objects[-1] if recorder.cell_objects else None)
+        recorder.cells.append(label)
+        recorder.cell_objects.append(cell)
         try:
             out = original(cell, *args, **kwargs)
         finally:
-            label = recorder.cells.pop()
+            recorder.cells.pop()
+            recorder.cell_objects.pop()
         try:
             recorder.record(type(cell).__name__, args, kwargs, out, label=label)
             if recorder.close_pending and not recorder.cells:
@@ -253,6 +279,7 @@ def _optimizer_call(recorder: PyNativeRecorder, original: Callable[..., Any], op
         if args:
             recorder.gradients_for(optimizer.parameters, args[0])
         recorder.optimizer_state(optimizer)
+        recorder.optimized = True
     except Exception as exc:
         recorder.report(exc)
     recorder.busy = True
@@ -294,18 +321,15 @@ def _forward_start_wrapper(recorder: PyNativeRecorder, original: Callable[..., A
     return forward_run
 
 
-def _cell_label(cell: Any) -> str:
-    """``fc1-Dense`` for a Cell whose parameters are all named ``fc1.*``, else the class name (cached per Cell)."""
+def _cell_label(cell: Any, parent: Any) -> str:
+    """``fc1-Dense`` for the Cell a parent holds as ``self.fc1``, else the class name (cached per Cell)."""
     cached = _labels.get(id(cell))
     if cached is not None and cached[0] is cell:
         return cached[1]
     kind = type(cell).__name__
-    prefixes = [parameter.name.split(".")[:-1] for parameter in cell.get_parameters()]
-    common = prefixes[0] if prefixes else []
-    for prefix in prefixes[1:]:
-        while prefix[:len(common)] != common:
-            common = common[:-1]
-    label = f"{'.'.join(common)}-{kind}" if common else kind
+    children = getattr(parent, "_cells", None) or {}
+    attribute = next((name for name, child in children.items() if child is cell), None)
+    label = f"{attribute}-{kind}" if attribute else kind
     _labels[id(cell)] = (cell, label)
     return label
 

@@ -159,9 +159,13 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         if options.graph_mode:
             uninstalls.append(graph_mode.force_graph_mode(_note))
         elif options.pynative:
-            recorder = pynative.PyNativeRecorder(pynative_steps, at_barrier)
-            uninstalls.append(pynative.install(recorder))
-            session.coverage.recorded_natively = True
+            try:
+                recorder = pynative.PyNativeRecorder(pynative_steps, at_barrier)
+                uninstalls.append(pynative.install(recorder))
+                session.coverage.recorded_natively = True
+            except Exception as exc:  # e.g. a MindSpore version without these entry points: count, do not check
+                recorder = None
+                _warn(f"PyNative calls cannot be recorded with this MindSpore ({exc!r}); graph capture only")
         try:
             script_code = run_script(options.script, options.script_args)
             if recorder is not None:
