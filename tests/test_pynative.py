@@ -117,6 +117,17 @@ def test_native_capture_healthy_run_with_recommended_is_clean(update):
 
 
 @pytest.mark.slow
+def test_native_capture_judges_weights_before_the_first_update(tmp_path):
+    out = tmp_path / "hits.json"
+    done = run_msdbg("run", "--batch", "-c", "watch weight_initialization", "-c", "watch weight_not_changed",
+                     "--json", str(out), SCRIPT, "manual", "zeroinit", "2")
+    assert done.returncode == 1, done.stderr[-3000:]
+    hits = json.loads(out.read_text())["hits"]
+    assert [(h["condition"], h["step"], h["param"]) for h in hits] == [("weight_initialization", 0, "fc1.weight")]
+    assert "no previous step" not in done.stderr and "no pre-update value" not in done.stderr
+
+
+@pytest.mark.slow
 def test_native_capture_at_the_prompt(tmp_path):
     commands = "continue\nlist --gradients\nprint grad:fc2.bias\nstats Log-op0\ntrace\nquit\n"
     done = run_msdbg("run", "-c", "watch tensor_overflow", SCRIPT, "adam", "log0", input_text=commands)

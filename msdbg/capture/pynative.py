@@ -46,13 +46,13 @@ _SKIPPED_TENSOR_METHODS = {"asnumpy", "numpy", "item", "tolist", "shape", "dtype
 class PyNativeRecorder:
     """Records the calls of the current PyNative step and hands each finished step to ``steps``."""
 
-    def __init__(self, steps: PyNativeSteps, at_step_end: Callable[[], None]):
-        self.steps, self.at_step_end = steps, at_step_end
+    def __init__(self, steps: PyNativeSteps, at_step_end: Callable[[], None],
+                 keep_pre_update: Callable[[], bool] = lambda: False):
+        self.steps, self.at_step_end, self.keep_pre_update = steps, at_step_end, keep_pre_update
         self.thread = threading.get_ident()
         self.busy = False  # inside a recorded op, a backward pass or an optimizer: nested calls are not recorded
         self.cells: list[str] = []  # labels of the Cells being called, outermost first (the scope)
         self.cell_objects: list[Any] = []
-        self.updating = False  # inside an optimizer call
         self.reported = False
         self._reset()
 
@@ -66,6 +66,7 @@ class PyNativeRecorder:
         self.last_value: str | None = None  # the last call that computed something (the loss, before a backward)
         self.optimized = False  # an nn.Optimizer made this step's update
         self.parameters: dict[str, tuple[Any, str]] = {}  # name -> (Parameter, category)
+        self.before_update: dict[str, Any] = {}  # name -> a copy of the parameter when first read in this step
 
     # ----- when to record -----------------------------------------------------------------------
     def recording(self) -> bool:
@@ -115,6 +116,8 @@ class PyNativeRecorder:
             category = "optimizer_state"
         if name not in self.parameters or category == "optimizer_state":
             self.parameters[name] = (parameter, category)
+            if name not in self.before_update and self.keep_pre_update():
+                self.before_update[name] = parameter.asnumpy().copy()
         self.producer[id(parameter)] = name
         return name
 
@@ -159,9 +162,13 @@ class PyNativeRecorder:
             return
         if self.optimized:
             self._optimizer_updates()
+        reads = []  # first in the step: the engine takes the first reader's input as the value before the update
         for name, (parameter, category) in self.parameters.items():
             self.calls.append(Call(name, "Parameter", "", [], [parameter], None, category, name))
-        calls = self.calls
+            if name in self.before_update:
+                reads.append(Call(f"Read/{name}", "ReadParameter", "Read", [name], [], None, category, name,
+                                  held_input=self.before_update[name]))
+        calls = reads + self.calls
         self._reset()
         self.steps.add(calls)
         self.at_step_end()

@@ -70,6 +70,11 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     return path, False
 
 
+def compares_with_previous(session: Session) -> bool:
+    """Whether an active watchpoint judges weights before an update (initial values, change from before)."""
+    return any(w.condition.initial or w.condition.needs_previous for w in session.watchpoints.active())
+
+
 def outputs_suffice(session: Session, config_dir: str) -> bool:
     """Whether a dump of op outputs only serves the active watchpoints. Those that judge weights before an update
     (initial values, change from the previous step) need, at the first step, the parameters' initial values: then
@@ -77,7 +82,7 @@ def outputs_suffice(session: Session, config_dir: str) -> bool:
     the engine's copy of the previous step."""
     from msdbg.capture.initial import snapshot_parameters
 
-    if not any(w.condition.initial or w.condition.needs_previous for w in session.watchpoints.active()):
+    if not compares_with_previous(session):
         return True
     paths = snapshot_parameters(os.path.join(config_dir, "initial"))
     if paths is None:
@@ -160,7 +165,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             uninstalls.append(graph_mode.force_graph_mode(_note))
         elif options.pynative:
             try:
-                recorder = pynative.PyNativeRecorder(pynative_steps, at_barrier)
+                recorder = pynative.PyNativeRecorder(pynative_steps, at_barrier, lambda: compares_with_previous(session))
                 uninstalls.append(pynative.install(recorder))
                 session.coverage.recorded_natively = True
             except Exception as exc:  # e.g. a MindSpore version without these entry points: count, do not check

@@ -3,8 +3,9 @@
 A recorded step is a list of calls in the order they returned (capture/pynative.py). Each call becomes a
 graph node (named like a kernel: ``Default/Net/Log-op0``) whose inputs are the nodes that produced its input
 tensors, and each of its output tensors an entry whose loader reads the tensor at evaluation time. Parameters
-(weights, optimizer state) are nodes of their own, read at the step's end (after its update); the gradients the
-update received are ``Gradient`` nodes labelled with their parameter.
+(weights, optimizer state) are nodes of their own, read at the step's end (after its update); a ``ReadParameter``
+node holds, as its input, a copy of a parameter taken before the update when a watchpoint compares with it. The
+gradients the update received are ``Gradient`` nodes labelled with their parameter.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Call:
     source: SourceLine | None = None
     category: str = "activation"
     param: str | None = None
+    held_input: np.ndarray | None = None  # a copy of input 0 taken when it was read (a parameter before its update)
 
 
 @dataclass
@@ -106,6 +108,12 @@ def _entries(key: StepKey, call: Call, order: int, graph: Graph) -> list[TensorE
                               dtype)
         entries.append(TensorEntry(key, f"<memory: {call.name} output {slot}>", file, call.name, call.op_type,
                                    call.category, call.param, order, node, loader=_loader(tensor)))
+    if call.held_input is not None:
+        held = call.held_input
+        file = TensorFileName(call.op_type, dump_op_name(call.name), 0, 0, order, "input", 0, "DefaultFormat",
+                              str(held.dtype))
+        entries.append(TensorEntry(key, f"<memory: {call.name} input 0>", file, call.name, call.op_type,
+                                   call.category, call.param, order, node, loader=lambda: held))
     return entries
 
 

@@ -2,7 +2,7 @@
 
 Usage: pynative_train.py UPDATE [FAULT] [STEPS]
   UPDATE: adam | sgd | momentum | manual (ops.assign_sub) | model (Model.train) | none (forward only)
-  FAULT:  log0 (log of a 0 feature at step 2) | healthy (default); "+steparg" passes the step number (a Python
+  FAULT:  log0 (log of a 0 feature at step 2) | zeroinit (fc1.weight starts at 0) | healthy (default); "+steparg" passes the step number (a Python
           int) to the loss function, which makes graph mode compile a new graph every step
 Prints the loss of every step (the runs with and without msdbg must print the same).
 """
@@ -40,6 +40,8 @@ def batches():
 
 
 net = Net()
+if FAULT == "zeroinit":
+    net.fc1.weight.set_data(ms.Tensor(np.zeros((8, 4), np.float32)))
 loss_fn = nn.MSELoss()
 
 if UPDATE == "model":
