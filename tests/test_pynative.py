@@ -35,12 +35,16 @@ def _origins(json_path, step):
 
 
 @pytest.mark.slow
-def test_uncaptured_hand_written_update_is_never_clean():
-    done = run_msdbg("run", "--batch", "--no-pynative", "-c", "watch tensor_overflow", SCRIPT, "manual", "log0")
+def test_uncaptured_hand_written_update_is_never_clean(tmp_path):
+    out = tmp_path / "report.json"
+    done = run_msdbg("run", "--batch", "--no-pynative", "-c", "watch tensor_overflow", "--json", str(out),
+                     SCRIPT, "manual", "log0")
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.count(NOT_CAPTURED) == 2, "one line at the first step and one in the summary"
     assert "--graph-mode" in done.stderr
     assert "no training step was captured" in done.stderr and "not reported as clean" in done.stderr
+    warnings = json.loads(out.read_text())["warnings"]
+    assert any(NOT_CAPTURED in w for w in warnings) and any("not reported as clean" in w for w in warnings)
 
 
 @pytest.mark.slow

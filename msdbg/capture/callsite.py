@@ -32,11 +32,17 @@ def user_frame(depth: int = 1) -> FrameType | None:
 
 
 def source_line(frame: FrameType | None) -> SourceLine | None:
-    """The frame's current line as a SourceLine (path, line number, code)."""
+    """The frame's current line as a SourceLine (path, line number, code); one object per line, cached."""
     if frame is None:
         return None
-    path = frame.f_code.co_filename
-    return SourceLine(path, frame.f_lineno, linecache.getline(path, frame.f_lineno))
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    line = _lines.get(key)
+    if line is None:
+        line = _lines[key] = SourceLine(key[0], key[1], linecache.getline(*key))
+    return line
+
+
+_lines: dict[tuple[str, int], SourceLine] = {}
 
 
 def user_call_site() -> str:

@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from mindspore import context
+from mindspore import Parameter, Tensor, context
 
 from msdbg.capture.barrier import in_graph_call
 from msdbg.capture.callsite import source_line, user_frame
@@ -51,8 +51,9 @@ class PyNativeRecorder:
         self.steps, self.at_step_end, self.keep_pre_update = steps, at_step_end, keep_pre_update
         self.thread = threading.get_ident()
         self.busy = False  # inside a recorded op, a backward pass or an optimizer: nested calls are not recorded
-        self.cells: list[str] = []  # labels of the Cells being called, outermost first (the scope)
+        self.cells: list[str] = []  # labels of the Cells being called, outermost first
         self.cell_objects: list[Any] = []
+        self.scope = "Default"  # "/".join(["Default", *cells])
         self.reported = False
         self._reset()
 
@@ -65,8 +66,9 @@ class PyNativeRecorder:
         self.gradients: dict[str, str] = {}  # parameter name -> its Gradient call
         self.last_value: str | None = None  # the last call that computed something (the loss, before a backward)
         self.optimized = False  # an nn.Optimizer made this step's update
-        self.parameters: dict[str, tuple[Any, str]] = {}  # name -> (Parameter, category)
-        self.before_update: dict[str, Any] = {}  # name -> a copy of the parameter when first read in this step
+        self.parameters: dict[int, list] = {}  # id -> [Parameter, category, its node name in this step]
+        self.parameter_names: set[str] = set()
+        self.before_update: dict[int, Any] = {}  # id -> a copy of the parameter when first read in this step
 
     # ----- when to record -----------------------------------------------------------------------
     def recording(self) -> bool:
@@ -76,9 +78,9 @@ class PyNativeRecorder:
     # ----- recording ----------------------------------------------------------------------------
     def record(self, op_type: str, args: tuple, kwargs: dict, out: Any, label: str | None = None) -> None:
         """One call that returned ``out`` (``label``: a Cell's name in scopes, ``fc1-Dense``)."""
-        scope = "/".join(["Default", *self.cells])
+        scope = self.scope
         inputs = [self._producer(tensor, scope) for tensor in _tensors(args, kwargs)]
-        outputs = [t for t in _flatten(out) if _is_tensor(t)]
+        outputs = [t for t in _flatten(out) if isinstance(t, Tensor)]
         # a Cell returns what its last inner call produced, an in-place op its input: that call is an input too
         inputs += [self.producer[id(t)] for t in outputs if id(t) in self.producer]
         source = source_line(user_frame(2))
@@ -111,15 +113,34 @@ class PyNativeRecorder:
         return self._add("Input", scope, [], [tensor], None, category="input")
 
     def _parameter(self, parameter: Any, category: str) -> str:
-        name = parameter.name
-        if is_optimizer_state_name(name):
-            category = "optimizer_state"
-        if name not in self.parameters or category == "optimizer_state":
-            self.parameters[name] = (parameter, category)
-            if name not in self.before_update and self.keep_pre_update():
-                self.before_update[name] = parameter.asnumpy().copy()
-        self.producer[id(parameter)] = name
-        return name
+        """A parameter's node name in this step: its name when first seen, made unique (an optimizer makes its
+        state as clones named like the weights, renamed afterwards: see _renamed_parameters)."""
+        known = self.parameters.get(id(parameter))
+        if known is None:
+            name = parameter.name
+            while name in self.parameter_names:
+                name += "'"
+            self.parameter_names.add(name)
+            known = self.parameters[id(parameter)] = [parameter, category, name]
+            self.producer[id(parameter)] = name
+            if self.keep_pre_update():
+                self.before_update[id(parameter)] = parameter.asnumpy().copy()
+        elif category == "optimizer_state":
+            known[1] = category
+        return known[2]
+
+    def _renamed_parameters(self) -> dict[str, str]:
+        """Node names of parameters whose name changed since they were first seen -> their name now (unique)."""
+        taken = {name for parameter, _, name in self.parameters.values() if parameter.name == name}
+        renamed = {}
+        for parameter, _, name in self.parameters.values():
+            if parameter.name != name:
+                final = parameter.name
+                while final in taken:
+                    final += "'"
+                taken.add(final)
+                renamed[name] = final
+        return renamed
 
     def gradients_for(self, weights: Any, grads: Any) -> None:
         """The gradients an update receives, one per weight, in the weights' order; each computed from the last
@@ -138,7 +159,7 @@ class PyNativeRecorder:
     def _optimizer_updates(self) -> None:
         """One ``ApplyUpdate`` node per parameter an optimizer updated, computed from the gradient of its weight
         (``moment1.fc1.weight`` from that of ``fc1.weight``): trace-back walks from a parameter to its gradient."""
-        for name in self.parameters:
+        for _, _, name in self.parameters.values():
             weight = name if name in self.gradients else next(
                 (w for w in self.gradients if name.endswith("." + w)), None)
             if weight is not None:
@@ -160,14 +181,21 @@ class PyNativeRecorder:
         """The barrier of a PyNative step: hand its calls to the source and evaluate it."""
         if not self.backward:
             return
+        renamed = self._renamed_parameters()
+        if renamed:
+            for call in self.calls:
+                call.inputs = [renamed.get(name, name) for name in call.inputs]
+            for known in self.parameters.values():
+                known[2] = renamed.get(known[2], known[2])
         if self.optimized:
             self._optimizer_updates()
         reads = []  # first in the step: the engine takes the first reader's input as the value before the update
-        for name, (parameter, category) in self.parameters.items():
+        for key, (parameter, category, name) in self.parameters.items():
+            category = "optimizer_state" if is_optimizer_state_name(name) else category
             self.calls.append(Call(name, "Parameter", "", [], [parameter], None, category, name))
-            if name in self.before_update:
+            if key in self.before_update:
                 reads.append(Call(f"Read/{name}", "ReadParameter", "Read", [name], [], None, category, name,
-                                  held_input=self.before_update[name]))
+                                  held_input=self.before_update[key]))
         calls = reads + self.calls
         self._reset()
         self.steps.add(calls)
@@ -264,11 +292,14 @@ def _cell_wrapper(recorder: PyNativeRecorder, original: Callable[..., Any]) -> C
         label = _cell_label(cell, recorder.cell_objects[-1] if recorder.cell_objects else None)
         recorder.cells.append(label)
         recorder.cell_objects.append(cell)
+        outer_scope = recorder.scope
+        recorder.scope = f"{outer_scope}/{label}"
         try:
             out = original(cell, *args, **kwargs)
         finally:
             recorder.cells.pop()
             recorder.cell_objects.pop()
+            recorder.scope = outer_scope
         try:
             recorder.record(type(cell).__name__, args, kwargs, out, label=label)
             if recorder.close_pending and not recorder.cells:
@@ -363,22 +394,25 @@ def _is_operator(name: str) -> bool:
 
 
 def _is_tensor(value: Any) -> bool:
-    from mindspore import Tensor
-
     return isinstance(value, Tensor)
 
 
 def _is_parameter(value: Any) -> bool:
-    from mindspore import Parameter
-
     return isinstance(value, Parameter)
 
 
 def _flatten(value: Any) -> list[Any]:
-    if isinstance(value, (tuple, list)):
-        return [item for part in value for item in _flatten(part)]
-    return [value]
+    if not isinstance(value, (tuple, list)):
+        return [value]
+    flat = []
+    for part in value:
+        if isinstance(part, (tuple, list)):
+            flat.extend(_flatten(part))
+        else:
+            flat.append(part)
+    return flat
 
 
 def _tensors(args: tuple, kwargs: dict) -> list[Any]:
-    return [value for value in _flatten([*args, *kwargs.values()]) if _is_tensor(value)]
+    values = _flatten(args) if not kwargs else _flatten([*args, *kwargs.values()])
+    return [value for value in values if isinstance(value, Tensor)]

@@ -50,6 +50,9 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, trained
     """
     if session.coverage.uncaptured:
         session.warnings.append(session.coverage.message())
+    unchecked = trained and not session.hits and not session.errors and not session.training_steps_captured()
+    if unchecked:
+        session.warnings.append(f"{not_captured(session)}; the run is not reported as clean")
     for warning in session.warnings:
         print(f"msdbg: warning: {warning}", file=sys.stderr)
     for note in session.notes:
@@ -73,8 +76,7 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, trained
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS
-    if trained and script_code == 0 and not session.training_steps_captured():
-        print(f"msdbg: error: {not_captured(session)}; the run is not reported as clean", file=sys.stderr)
+    if unchecked and script_code == 0:
         return EXIT_BAD_INPUT
     return script_code
 
@@ -88,9 +90,10 @@ def not_captured(session: Session) -> str:
 
 
 def report_document(session: Session) -> dict:
-    """The ``--json`` document: hits, errors, diagnosis."""
+    """The ``--json`` document: hits, errors, warnings (e.g. training not captured), diagnosis."""
     findings, unexplained = session.diagnosis()
     return {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
+            "warnings": list(session.warnings),
             "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
 
 
