@@ -51,9 +51,8 @@ class PyNativeRecorder:
         self.steps, self.at_step_end, self.keep_pre_update = steps, at_step_end, keep_pre_update
         self.thread = threading.get_ident()
         self.busy = False  # inside a recorded op, a backward pass or an optimizer: nested calls are not recorded
-        self.cells: list[str] = []  # labels of the Cells being called, outermost first
-        self.cell_objects: list[Any] = []
-        self.scope = "Default"  # "/".join(["Default", *cells])
+        self.cells: list[Any] = []  # the Cells being called, outermost first
+        self.scope = "Default"  # "Default/" + their labels joined by "/"
         self.reported = False
         self._reset()
 
@@ -289,16 +288,14 @@ def _cell_wrapper(recorder: PyNativeRecorder, original: Callable[..., Any]) -> C
             return original(cell, *args, **kwargs)
         if isinstance(cell, nn.Optimizer):
             return _optimizer_call(recorder, original, cell, args, kwargs)
-        label = _cell_label(cell, recorder.cell_objects[-1] if recorder.cell_objects else None)
-        recorder.cells.append(label)
-        recorder.cell_objects.append(cell)
+        label = _cell_label(cell, recorder.cells[-1] if recorder.cells else None)
+        recorder.cells.append(cell)
         outer_scope = recorder.scope
         recorder.scope = f"{outer_scope}/{label}"
         try:
             out = original(cell, *args, **kwargs)
         finally:
             recorder.cells.pop()
-            recorder.cell_objects.pop()
             recorder.scope = outer_scope
         try:
             recorder.record(type(cell).__name__, args, kwargs, out, label=label)
