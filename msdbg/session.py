@@ -38,6 +38,7 @@ class Session:
     current: StepKey | None = None
     control: RunControl | None = None
     color: bool = False
+    other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
     coverage: Coverage = field(default_factory=Coverage)  # training work no captured graph held (PyNative)
 

@@ -61,6 +61,10 @@ class CombinedSource:
     def graph_of(self, key: StepKey) -> Graph | None:
         return self._source(key).graph_of(key)
 
+    def graph(self, rank: int, graph_id: int) -> Graph | None:
+        """Graph ``graph_id`` of the first source (the dump tree: ``compare`` pairs dumped graphs by number)."""
+        return self.sources[0].graph(rank, graph_id)
+
     def loaded_graphs(self) -> list[Graph]:
         return [graph for source in self.sources for graph in source.loaded_graphs()]
 
