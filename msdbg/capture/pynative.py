@@ -116,7 +116,7 @@ class PyNativeRecorder:
         state as clones named like the weights, renamed afterwards: see _renamed_parameters)."""
         known = self.parameters.get(id(parameter))
         if known is None:
-            name = parameter.name
+            name = _name_of(parameter)
             while name in self.parameter_names:
                 name += "'"
             self.parameter_names.add(name)
@@ -130,11 +130,12 @@ class PyNativeRecorder:
 
     def _renamed_parameters(self) -> dict[str, str]:
         """Node names of parameters whose name changed since they were first seen -> their name now (unique)."""
-        taken = {name for parameter, _, name in self.parameters.values() if parameter.name == name}
+        current = {id(parameter): _name_of(parameter, refresh=True) for parameter, _, _ in self.parameters.values()}
+        taken = {name for parameter, _, name in self.parameters.values() if current[id(parameter)] == name}
         renamed = {}
         for parameter, _, name in self.parameters.values():
-            if parameter.name != name:
-                final = parameter.name
+            if current[id(parameter)] != name:
+                final = current[id(parameter)]
                 while final in taken:
                     final += "'"
                 taken.add(final)
@@ -150,10 +151,11 @@ class PyNativeRecorder:
             return
         for weight, grad in zip(weights, grads[len(grads) - len(weights):]):
             self._parameter(weight, "weight")
-            if weight.name not in self.gradients:
+            name = _name_of(weight)
+            if name not in self.gradients:
                 loss = [self.last_value] if self.last_value is not None else []
-                self.gradients[weight.name] = self._add("Gradient", "Gradients", loss, [grad], None, "gradient",
-                                                        weight.name, name=f"Gradients/{weight.name}")
+                self.gradients[name] = self._add("Gradient", "Gradients", loss, [grad], None, "gradient", name,
+                                                 name=f"Gradients/{name}")
 
     def _optimizer_updates(self) -> None:
         """One ``ApplyUpdate`` node per parameter an optimizer updated, computed from the gradient of its weight
@@ -388,6 +390,18 @@ def _is_operator(name: str) -> bool:
         return False
     core = name[2:-2]
     return core in _OPERATORS or (core.startswith("r") and core[1:] in _OPERATORS)
+
+
+def _name_of(parameter: Any, refresh: bool = False) -> str:
+    """A Parameter's name, read once per object (``Parameter.name`` waits for every queued PyNative op, so reading
+    it during a step would serialise the step); ``refresh`` at the step's end, where waiting costs nothing."""
+    cached = _names.get(id(parameter))
+    if refresh or cached is None or cached[0] is not parameter:
+        cached = _names[id(parameter)] = (parameter, parameter.name)
+    return cached[1]
+
+
+_names: dict[int, tuple[Any, str]] = {}
 
 
 def _is_tensor(value: Any) -> bool:
