@@ -1,6 +1,8 @@
 """A LeNet-5-size convnet trained on synthetic data (CPU, graph mode, custom @ms.jit loop).
 
-    python benchmarks/lenet_train.py [STEPS] [BATCH]      (defaults: 120 steps, batch 32)
+    python benchmarks/lenet_train.py [STEPS] [BATCH] [pynative]      (defaults: 120 steps, batch 32)
+
+With ``pynative`` the same loop runs in MindSpore's default PyNative mode: no set_context, no @ms.jit.
 
 Used by benchmarks/overhead.py, which runs it plain and under ``msdbg run --batch``. Prints one line per step,
 ``step N t=SECONDS loss=VALUE``, where t is time.perf_counter() right after the step's loss is on the host, so
@@ -14,12 +16,13 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-ms.set_context(mode=ms.GRAPH_MODE)
-ms.set_device("CPU")
-ms.set_seed(0)
-
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 120
 BATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+PYNATIVE = sys.argv[3:4] == ["pynative"]
+if not PYNATIVE:
+    ms.set_context(mode=ms.GRAPH_MODE)
+ms.set_device("CPU")
+ms.set_seed(0)
 
 
 class LeNet5(nn.Cell):
@@ -55,11 +58,14 @@ def forward(x, y):
 grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
 
 
-@ms.jit
 def train_step(x, y):
     loss, grads = grad_fn(x, y)
     optimizer(grads)
     return loss
+
+
+if not PYNATIVE:
+    train_step = ms.jit(train_step)
 
 
 # Synthetic MNIST-like data: 8 distinct batches, reused round-robin (generation stays out of the step time).

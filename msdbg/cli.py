@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-steps", metavar="K", type=_positive_int, default=2,
                      help="keep only the last K step folders of each graph (default 2)")
     _add_record_options(run)
+    run.add_argument("--graph-mode", action="store_true",
+                     help="run the script in graph mode (MindSpore's default is PyNative), so its steps are captured "
+                          "as graphs; a set_context(mode=PYNATIVE_MODE) in the script is ignored")
+    run.add_argument("--no-pynative", dest="pynative", action="store_false",
+                     help="do not record PyNative calls (graph capture only; a PyNative training is then not checked)")
     run.add_argument("script", metavar="SCRIPT", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments for the script")
 
@@ -161,7 +166,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         options = RunOptions(script, [], demo_commands + commands, args.json, record=_record_path(args, script))
     else:
         options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps,
-                             record=_record_path(args, args.script))
+                             record=_record_path(args, args.script), graph_mode=args.graph_mode,
+                             pynative=args.pynative)
         if os.environ.get("MS_ROLE") == "MS_SCHED":
             # msrun starts its scheduler with the same command; it trains nothing, so it runs without capture
             # (and writes no report that could replace rank 0's)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+from msdbg.capture.coverage import Coverage
 from msdbg.control import RunControl
 from msdbg.engine.crossrank import evaluate_across_ranks
 from msdbg.engine.diagnose import Finding, diagnose
@@ -16,9 +17,10 @@ from msdbg.engine.loss import step_scalars
 from msdbg.engine.stats import SUMMARY_NEEDS
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
-from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
+from msdbg.store.dumpdir import PYNATIVE_NET, StepKey, TensorEntry
 from msdbg.store.recorder import Recorder
 from msdbg.store.recording import Recording, as_curve
+from msdbg.store.steps import StepSource
 
 T = TypeVar("T")
 
@@ -27,12 +29,14 @@ T = TypeVar("T")
 class Session:
     """Watchpoints, hits and the dump being debugged (live capture or an existing dump directory)."""
 
-    dump: DumpDir | Recording | None = None  # the step source: a dump tree, or a recording (msdbg open)
+    # the step source: a DumpDir, graph dumps and PyNative steps together (store/steps.py), or a recording
+    dump: StepSource | Recording | None = None
     watchpoints: WatchpointList = field(default_factory=WatchpointList)
     hits: list[Hit] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     done: set[StepKey] = field(default_factory=set)
+    skipped: set[StepKey] = field(default_factory=set)  # in done, not evaluated (see skip_new_steps)
     notes: list[str] = field(default_factory=list)
     history: History = field(default_factory=History)
     tensors_checked: int = 0
@@ -41,6 +45,7 @@ class Session:
     color: bool = False
     other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
+    coverage: Coverage = field(default_factory=Coverage)  # training work no captured graph held (PyNative)
     recorder: Recorder | None = None  # the flight recorder this run writes (None: --no-record, or closed)
     record_path: str | None = None  # where it writes (kept after it is closed, for the summary)
     displays: dict[int, str] = field(default_factory=dict)  # display N: what is shown at every pause
@@ -59,9 +64,15 @@ class Session:
             return []
         return [key for key in self.dump.steps() if key not in self.done and (self.rank is None or key.rank == self.rank)]
 
+    def skip_new_steps(self, source: StepSource) -> None:
+        """Mark a source's new steps as seen without evaluating them (a graph inside a recorded PyNative step)."""
+        new = set(source.steps()) - self.done
+        self.done.update(new)
+        self.skipped.update(new)
+
     def evaluate_step(self, key: StepKey) -> StepResult:
         """Evaluate the active watchpoints on one iteration folder and record the outcome."""
-        graph = self.dump.graph(key.rank, key.graph)
+        graph = self.dump.graph_of(key)
         self._note_graph_problem(key)
         try:
             entries = self.dump.tensors(key)
@@ -123,7 +134,7 @@ class Session:
                                   "one rank only; nothing to compare")
             return
         for group in groups.values():
-            by_rank = {rank: (self.dump.tensors(key), self.dump.graph(rank, key.graph)) for rank, key in group.items()}
+            by_rank = {rank: (self.dump.tensors(key), self.dump.graph_of(key)) for rank, key in group.items()}
             result = evaluate_across_ranks(by_rank, cross)
             self.hits.extend(result.hits)
             self.errors.extend(result.errors)
@@ -142,9 +153,16 @@ class Session:
         return sum(1 for key, _ in results if self.is_training_step(key))
 
     def is_training_step(self, key: StepKey) -> bool:
-        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
-        graph = self.dump.graph(key.rank, key.graph) if self.dump else None
+        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown; every
+        recorded PyNative step (it ends after a backward pass)."""
+        if key.net == PYNATIVE_NET:
+            return True
+        graph = self.dump.graph_of(key) if self.dump else None
         return graph is None or bool(graph.optimizer_ops)
+
+    def training_steps_captured(self) -> int:
+        """How many evaluated steps are training steps."""
+        return sum(1 for key in self.done if self.is_training_step(key))
 
     def current_entries(self) -> list[TensorEntry]:
         """The tensors of the step being looked at; UsageError when there is none yet."""

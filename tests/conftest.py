@@ -21,10 +21,11 @@ SCRIPTS = ROOT / "tests" / "scripts"
 DEMOS = ROOT / "demos"
 
 
-def run_msdbg(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m msdbg ARGS`` and capture its output."""
+def run_msdbg(*args: str, cwd: Path | None = None, timeout: int = 300,
+              input_text: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m msdbg ARGS`` (``input_text`` on its stdin) and capture its output."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), GLOG_v="3")
-    return subprocess.run([sys.executable, "-m", "msdbg", *args], cwd=cwd or ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "msdbg", *args], cwd=cwd or ROOT, env=env, input=input_text,
                           capture_output=True, text=True, timeout=timeout)
 
 

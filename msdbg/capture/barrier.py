@@ -57,6 +57,11 @@ def _after(original: Callable[..., Any], on_graph_run: Callable[[], None],
     return wrapper
 
 
+def in_graph_call() -> bool:
+    """Whether this thread is inside a graph execution msdbg captures (a jit function or a graph-mode Cell)."""
+    return getattr(_state, "depth", 0) > 0
+
+
 def _once(action: Callable[[], None] | None) -> Callable[[], None]:
     done = [action is None]
 

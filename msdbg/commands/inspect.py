@@ -306,7 +306,7 @@ def diff(session: Session, args: list[str]) -> str:
 
 def _graph(session: Session) -> Graph:
     session.current_entries()
-    graph = session.dump.graph(session.current.rank, session.current.graph)
+    graph = session.dump.graph_of(session.current)
     if graph is None:
         problem = session.dump.graph_errors.get((session.current.rank, session.current.graph), "no graph file")
         raise UsageError(f"graph walking needs the graph: {problem}")
@@ -407,7 +407,7 @@ def trace(session: Session, args: list[str]) -> str:
     else:
         same_step = _hits_at(session, session.current) or _hits_at(session, session.hits[-1].entry.step)
         hit = max(same_step, key=lambda h: h.entry.order)
-    graph = session.dump.graph(hit.entry.step.rank, hit.entry.step.graph) if session.dump else None
+    graph = session.dump.graph_of(hit.entry.step) if session.dump else None
     chain = origin_chain(hit, same_step, graph)
     lines = [f"trace of {hit.condition} (watchpoint {hit.watchpoint}) at step {hit.step}, from the hit back to its "
              "origin:"]

@@ -180,7 +180,7 @@ def rank(session: Session, args: list[str]) -> str:
     if not steps:
         raise UsageError(f"rank {wanted} has no steps on disk", arg=0)
     session.current = same[0] if same else steps[-1]
-    return f"Rank {wanted}: step {session.current.iteration} of graph {session.current.graph}"
+    return f"Rank {wanted}: step {session.current.iteration} ({session.current.place})"
 
 
 def _step_info(session: Session) -> str:
@@ -189,7 +189,7 @@ def _step_info(session: Session) -> str:
     if key is None:
         return f"Training {state}; no step has run yet."
     kept = [k.iteration for k in session.retained_steps(key)]
-    return (f"Training {state}; at step {key.iteration} of graph {key.graph} (rank {key.rank}); "
+    return (f"Training {state}; at step {key.iteration} ({key.place}, rank {key.rank}); "
             f"steps on disk: {', '.join(map(str, kept)) or 'none'}; {len(session.hits)} hits so far")
 
 

@@ -274,7 +274,7 @@ class _TensorEvaluation:
             previous = self.before.load() if self.before is not None else self.history.previous(self.key)
             if previous is None:
                 self.result.notes.append(f"watchpoint {watchpoint.number}: no previous step to compare {name} with "
-                                         f"at step {self.entry.step.iteration} of graph {self.entry.step.graph}")
+                                         f"at step {self.entry.step.iteration} ({self.entry.step.place})")
                 return None
             return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
                                     atol=params.get("atol", 1e-8))

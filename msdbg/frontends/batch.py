@@ -34,27 +34,33 @@ def run_batch(options: RunOptions) -> int:
         for key, result in results:
             if result.hits:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
-                print(f"msdbg: step {key.iteration} graph {key.graph}: {len(result.hits)} hits, origin "
+                print(f"msdbg: step {key.iteration} {key.place}: {len(result.hits)} hits, origin "
                       f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
             for error in result.errors:
                 print(f"msdbg: error: {error}", file=sys.stderr)
 
     script_code = run_under_capture(options, session, report_steps, overlap_steps=True)
-    return finish(session, options.json_out, script_code)
+    return finish(session, options.json_out, script_code, trained=True)
 
 
-def finish(session: Session, json_out: str | None, script_code: int = 0, *, offline: bool = False) -> int:
+def finish(session: Session, json_out: str | None, script_code: int = 0, *, offline: bool = False,
+           trained: bool = False) -> int:
     """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code).
 
-    A check (``offline``), or a run with watchpoints whose script succeeded, that evaluated no tensor is not a
-    clean result: one line, exit 2.
+    Not clean, one line and exit 2: a check (``offline``), or a run with watchpoints whose script succeeded, that
+    evaluated no tensor; a training run (``trained``) that captured no training step.
     """
+    if session.coverage.uncaptured:
+        session.warnings.append(session.coverage.message())
+    unchecked = trained and not session.hits and not session.errors and not session.training_steps_captured()
+    if unchecked:
+        session.warnings.append(f"{not_captured(session)}; the run is not reported as clean")
     for warning in session.warnings:
         print(f"msdbg: warning: {warning}", file=sys.stderr)
     for note in session.notes:
         print(f"msdbg: note: {note}", file=sys.stderr)
     lines = summary(session.hits)
-    steps = len(session.done)
+    steps = len(session.done) - len(session.skipped)
     print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps} "
           f"step{'s' if steps != 1 else ''} ({session.tensors_checked} tensors checked)")
     for line in lines:
@@ -72,7 +78,7 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
         print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    if not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
+    if not unchecked and not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
         what = ("no watchpoint is set" if not session.watchpoints.items else
                 "no training step was captured" if not steps else
                 f"the watchpoints evaluated none of the tensors of {steps} step{'s' if steps != 1 else ''}")
@@ -80,13 +86,24 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS
+    if unchecked and script_code == 0:
+        return EXIT_BAD_INPUT
     return script_code
 
 
+def not_captured(session: Session) -> str:
+    """Why no training step was captured, in one line."""
+    if session.coverage.uncaptured:
+        return "no training step was captured: its forward and backward passes ran in PyNative mode"
+    return ("no training step was captured: the script ran no optimizer update that msdbg could see (no graph "
+            "holding an optimizer, no PyNative backward pass)")
+
+
 def report_document(session: Session) -> dict:
-    """The ``--json`` document: hits, errors, diagnosis."""
+    """The ``--json`` document: hits, errors, warnings (e.g. training not captured), diagnosis."""
     findings, unexplained = session.diagnosis()
     return {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
+            "warnings": list(session.warnings),
             "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
 
 

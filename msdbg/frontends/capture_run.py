@@ -18,7 +18,9 @@ from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
 from msdbg.session import Session
-from msdbg.store.dumpdir import DumpDir, StepKey
+from msdbg.store.dumpdir import PYNATIVE_NET, DumpDir, StepKey
+from msdbg.store.pynative import PyNativeSteps
+from msdbg.store.steps import CombinedSource
 from msdbg.threads import worker
 
 StepsCallback = Callable[[list[tuple[StepKey, StepResult]]], None]
@@ -34,6 +36,16 @@ class RunOptions:
     keep_steps: int = 2
     interactive: bool = False
     record: str | None = None  # the flight recording to write (None: none)
+    graph_mode: bool = False  # --graph-mode: run the script in graph mode whatever it asks for
+    pynative: bool = True  # record PyNative calls (capture/pynative.py); --no-pynative: graph capture only
+
+
+def _warn(message: str) -> None:
+    print(f"msdbg: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _note(message: str) -> None:
+    print(f"msdbg: note: {message}", file=sys.stderr, flush=True)
 
 
 class _Overlap:
@@ -80,6 +92,11 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     return path, False
 
 
+def compares_with_previous(session: Session) -> bool:
+    """Whether an active watchpoint judges weights before an update (initial values, change from before)."""
+    return any(w.condition.initial or w.condition.needs_previous for w in session.watchpoints.active())
+
+
 def outputs_suffice(session: Session, config_dir: str) -> bool:
     """Whether a dump of op outputs only serves the active watchpoints. Those that judge weights before an update
     (initial values, change from the previous step) need, at the first step, the parameters' initial values: then
@@ -87,7 +104,7 @@ def outputs_suffice(session: Session, config_dir: str) -> bool:
     the engine's copy of the previous step."""
     from msdbg.capture.initial import snapshot_parameters
 
-    if not any(w.condition.initial or w.condition.needs_previous for w in session.watchpoints.active()):
+    if not compares_with_previous(session):
         return True
     paths = snapshot_parameters(os.path.join(config_dir, "initial"))
     if paths is None:
@@ -128,7 +145,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     worker thread while step N+1 trains; the barrier after N+1 waits for it first, so hits are still reported
     with step N and at most one step is evaluated behind the training.
     """
-    from msdbg.capture import barrier, retention
+    from msdbg.capture import barrier, coverage, graph_mode, pynative, retention
     from msdbg.capture.fastdump import place_on_fast_storage
     from msdbg.capture.runner import run_script
 
@@ -146,8 +163,11 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
         config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
         install_dump_config(dump_config(for_mindspore.path), config_dir)
-        session.dump = DumpDir(dump_root)
+        dump = DumpDir(dump_root)
+        pynative_steps = PyNativeSteps(options.keep_steps, rank or 0)
+        session.dump = CombinedSource(dump, pynative_steps)
         session.rank = rank
+        recorder = None
 
         def before_first_compile() -> None:
             """MindSpore reads the dump config at the first compile, when the device target is known."""
@@ -181,9 +201,9 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         def housekeeping() -> None:
             """At the barrier, the training stopped: prune the evaluated steps, move the dump off memory if due."""
             try:
-                retention.prune(session.dump, session.done, options.keep_steps, rank,
+                retention.prune(dump, session.done, options.keep_steps, rank,
                                 remove=trash.put if overlap is not None else None)
-                if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
+                if fast is not None and (message := fast.keep_room(dump, options.keep_steps)):
                     print(f"msdbg: {message}", file=sys.stderr)
             except Exception:  # housekeeping must not end the training either
                 print("msdbg: internal error while pruning the dump (training goes on):\n"
@@ -195,25 +215,44 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             if overlap is not None:
                 overlap.wait()  # the previous step's evaluation; re-raises what on_steps raised there
                 housekeeping()
+            if recorder is not None and recorder.busy:  # a graph run inside a recorded PyNative call (the
+                session.skip_new_steps(dump)           # optimizer's own jit): that step is recorded as a whole
+                if overlap is None:
+                    housekeeping()
+                return
             try:
                 keys = session.new_steps()  # complete now: the step's dump was waited for
             except Exception:  # a bug in msdbg must not end the training
                 print("msdbg: internal error while listing the dump (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)
                 return
-            if overlap is not None:
+            if overlap is not None and not any(key.net == PYNATIVE_NET for key in keys):
                 overlap.start(evaluate, keys)
-            else:
+            else:  # PyNative steps are tensors in memory that the next step may update in place: evaluate now
                 evaluate(keys)
                 housekeeping()
 
         if before_training is not None:
             before_training()
-        uninstall = barrier.install(at_barrier, before_first_compile)
+        uninstalls = [barrier.install(at_barrier, before_first_compile),
+                      coverage.install(session.coverage, barrier.in_graph_call, _warn)]
+        if options.graph_mode:
+            uninstalls.append(graph_mode.force_graph_mode(_note))
+        elif options.pynative:
+            try:
+                recorder = pynative.PyNativeRecorder(pynative_steps, at_barrier, lambda: compares_with_previous(session))
+                uninstalls.append(pynative.install(recorder))
+                session.coverage.recorded_natively = True
+            except Exception as exc:  # e.g. a MindSpore version without these entry points: count, do not check
+                recorder = None
+                _warn(f"PyNative calls cannot be recorded with this MindSpore ({exc!r}); graph capture only")
         try:
             script_code = run_script(options.script, options.script_args)
+            if recorder is not None:
+                recorder.close_step()  # the last step of a hand-written update ends with the script
         finally:
-            uninstall()
+            for uninstall in reversed(uninstalls):
+                uninstall()
             if overlap is not None:
                 overlap.wait()
                 trash.empty()

@@ -93,7 +93,7 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
             print("msdbg: watchpoint hit\n" + "\n".join(summary(hits)), flush=True)
         else:
             reason = " (Ctrl-C)" if interrupted else ""
-            print(f"msdbg: paused after step {session.current.iteration} (graph {session.current.graph}){reason}",
+            print(f"msdbg: paused after step {session.current.iteration} ({session.current.place}){reason}",
                   flush=True)
         control.pause_requested = False
         control.state = "paused"
@@ -107,6 +107,8 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
     def after_training(code: int) -> None:
         control.exit_code = code
         control.state = "ended"
+        if session.coverage.uncaptured:
+            print(f"msdbg: warning: {session.coverage.message()}", flush=True)
         if control.resume != "quit":
             print(f"msdbg: training finished (exit code {code}), {len(session.hits)} hits; inspect, or 'quit'",
                   flush=True)

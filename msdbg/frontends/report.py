@@ -24,7 +24,7 @@ def format_hit(hit: Hit) -> str:
     param = f" param={entry.param}" if entry.param else ""
     origin = "  <- origin" if hit.first_offending else ""
     return (f"wp {hit.watchpoint} {hit.condition} step {entry.step.iteration} rank {entry.step.rank} "
-            f"graph {entry.step.graph}: {entry.op_type} {entry.node} {entry.io} {entry.slot} "
+            f"{entry.step.place}: {entry.op_type} {entry.node} {entry.io} {entry.slot} "
             f"[{entry.category}{param}]{origin}")
 
 
@@ -47,13 +47,13 @@ def summary(hits: list[Hit]) -> list[str]:
     groups: dict[tuple, list[Hit]] = defaultdict(list)
     for hit in hits:
         key = hit.entry.step
-        groups[(key.rank, key.graph, key.iteration, hit.watchpoint)].append(hit)
+        groups[(key.rank, key.net, key.graph, key.iteration, hit.watchpoint)].append(hit)
     since = _first_nonfinite(hits)
     first_origins: dict[tuple, Hit] = {}
     lines = []
-    for (rank, graph, step, number), group in sorted(groups.items()):
+    for (rank, net, graph, step, number), group in sorted(groups.items()):
         condition = group[0].condition
-        lines.append(f"step {step} (rank {rank}, graph {graph}): watchpoint {number} {condition}: "
+        lines.append(f"step {step} (rank {rank}, {group[0].entry.step.place}): watchpoint {number} {condition}: "
                      f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
         origin = next((h for h in group if h.first_offending), group[0])
         lines.extend(format_origin(origin))
@@ -62,8 +62,8 @@ def summary(hits: list[Hit]) -> list[str]:
             lines.append(f"    {len(unplaced)} of these tensors could not be placed in the graph (e.g. "
                          f"{unplaced[0].entry.op_type} {unplaced[0].entry.node}): ordered by dump time only")
         if origin.nonfinite:
-            first = first_origins.setdefault((rank, graph, number), origin)
-            earlier = since[(rank, graph, number, origin.entry.label)]
+            first = first_origins.setdefault((rank, net, graph, number), origin)
+            earlier = since[(rank, net, graph, number, origin.entry.label)]
             if earlier < step:
                 where = "" if first.entry.label == origin.entry.label else (
                     f": NaN/Inf first appeared at step {first.entry.step.iteration} in {first.entry.op_type} "
@@ -73,11 +73,11 @@ def summary(hits: list[Hit]) -> list[str]:
 
 
 def _first_nonfinite(hits: list[Hit]) -> dict[tuple, int]:
-    """For each (rank, graph, watchpoint, tensor): the first step its hit held NaN/Inf."""
+    """For each (rank, net, graph, watchpoint, tensor): the first step its hit held NaN/Inf."""
     first: dict[tuple, int] = {}
     for hit in hits:
         if hit.nonfinite:
             step = hit.entry.step
-            key = (step.rank, step.graph, hit.watchpoint, hit.entry.label)
+            key = (step.rank, step.net, step.graph, hit.watchpoint, hit.entry.label)
             first[key] = min(first.get(key, step.iteration), step.iteration)
     return first

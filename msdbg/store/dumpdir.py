@@ -32,6 +32,7 @@ LISTINGS_KEPT = 8
 _NAME_DTYPES = {"bool": "bool", "float": "float32", "double": "float64", "half": "float16"}
 #: dtypes MindSpore documents as saved converted in .npy files (dump.md, r2.4-r2.6): named one, stored the other.
 _DOCUMENTED_CONVERSIONS = {"bfloat16": "float32", "int4": "int8", "uint1": "uint8"}
+PYNATIVE_NET = "PyNative"  # the net name of steps recorded from PyNative calls (store/pynative.py)
 T = TypeVar("T")
 
 
@@ -43,6 +44,11 @@ class StepKey:
     net: str
     graph: int
     iteration: int
+
+    @property
+    def place(self) -> str:
+        """``graph 3`` for a graph's step, ``PyNative`` for a step recorded from PyNative calls."""
+        return "PyNative" if self.net == PYNATIVE_NET else f"graph {self.graph}"
 
 
 @dataclass
@@ -62,6 +68,7 @@ class TensorEntry:
     available: frozenset[str] = frozenset()
     unplaced: bool = False  # the step has a graph, but no node of it is known to have written this tensor
     _layout: NpyLayout | None = field(default=None, init=False, repr=False, compare=False)  # not copied by replace()
+    loader: Callable[[], np.ndarray] | None = None  # a tensor held in memory (PyNative capture), not a file
 
     @property
     def io(self) -> str:
@@ -117,6 +124,8 @@ class TensorEntry:
         """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
         if self.stats is not None:
             raise TensorFileError(f"tensor {self.label}: {self.path} holds its statistics only, not its values")
+        if self.loader is not None:
+            return self.loader()
         return open_npy(self.path)
 
 
@@ -175,6 +184,14 @@ class DumpDir:
                 self._graphs[cache_key] = None
                 self.graph_errors[cache_key] = str(exc)
         return self._graphs[cache_key]
+
+    def owns(self, key: StepKey) -> bool:
+        """Whether a step is a folder of this tree (not a step of another source)."""
+        return key.net != PYNATIVE_NET
+
+    def graph_of(self, key: StepKey) -> Graph | None:
+        """The graph of a step (see graph())."""
+        return self.graph(key.rank, key.graph)
 
     def loaded_graphs(self) -> list[Graph]:
         """The graphs read so far (every graph of an evaluated step)."""

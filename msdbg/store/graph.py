@@ -81,7 +81,7 @@ class Node:
     def user_source(self) -> SourceLine | None:
         """The innermost trace line that is in the user's code rather than in MindSpore."""
         for entry in reversed(self.source):
-            if not _is_mindspore_path(entry.path):
+            if not is_mindspore_path(entry.path):
                 return entry
         return self.source[-1] if self.source else None
 
@@ -386,7 +386,7 @@ def is_optimizer_state_name(name: str) -> bool:
     return name in _OPTIMIZER_STATE_NAMES or name.startswith(_OPTIMIZER_STATE_PREFIXES)
 
 
-def _is_mindspore_path(path: str) -> bool:
+def is_mindspore_path(path: str) -> bool:
     parts = path.replace("\\", "/").split("/")
     return "mindspore" in parts and ("site-packages" in parts or "dist-packages" in parts)
 
