@@ -84,6 +84,14 @@ class Recording:
                 self.graph_errors[key] = f"recording {self.path} holds no graph {graph_id} of rank {rank}"
         return self._graphs[key]
 
+    def graph_of(self, key: StepKey) -> Graph | None:
+        """The graph of a recorded step (see graph())."""
+        return self.graph(key.rank, key.graph)
+
+    def owns(self, key: StepKey) -> bool:
+        """Every step listed is one of this recording's."""
+        return True
+
     def loaded_graphs(self) -> list[Graph]:
         """Every recorded graph (diagnose looks at all of them)."""
         for rank, graph_id in self.db.execute("SELECT rank, graph FROM graphs").fetchall():
