@@ -104,7 +104,7 @@ def test_a_client_killed_while_paused_lets_training_finish():
 
 
 def test_tcp_needs_the_token_and_the_same_protocol_version():
-    training = _start("-m", "msdbg", "run", "--listen", "tcp:127.0.0.1:0", "--nx", str(SCRIPTS / "slow_loop.py"),
+    training = _start("-m", "msdbg", "run", "--listen=tcp:127.0.0.1:0", "--nx", str(SCRIPTS / "slow_loop.py"),
                       "40")
     line = ""
     while "attach with" not in line:

@@ -26,7 +26,7 @@ def test_malformed_file_reports_every_error_with_file_line_column_before_trainin
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("msdbg: error: ")]
     assert errors == [
-        f"msdbg: error: {bad}:3:24: tensor_too_large max_gt='abc': not a number",
+        f"msdbg: error: {bad}:3:24: tensor_too_large max_gt: 'abc' is not a number",
         f"msdbg: error: {bad}:4:9: unknown condition 'nope'; accepted: " + ", ".join(sorted(_conditions())),
         f"msdbg: error: {bad}:5:7: tensor_range: range_percentage_lt/_gt need both range_start_inclusive and "
         "range_end_inclusive",

@@ -16,6 +16,7 @@ from msdbg.engine.trace import origin_chain
 from msdbg.engine.watchpoints import TargetPattern
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.frontends.report import format_stats
+from msdbg.numeric import COUNT, Range, parse_int
 from msdbg.repl import render
 from msdbg.session import Session
 from msdbg.store.dumpdir import StepKey, TensorEntry
@@ -159,10 +160,11 @@ def stats(session: Session, args: list[str]) -> str:
 @command("hist", "hist TENSOR[numpy-slice] [BINS]", "ASCII histogram of a tensor's finite values.")
 def hist(session: Session, args: list[str]) -> str:
     text, rest = split_tensor_arg(args)
-    if not text or len(rest) > 1 or (rest and not rest[0].isdigit()):
+    if not text or len(rest) > 1:
         raise UsageError("usage: hist TENSOR[slice] [BINS]")
+    bins = parse_int(rest[0], "hist BINS", HIST_BINS, arg=len(args) - 1) if rest else 20
     _, array = _tensor(session, text)
-    return render.histogram(array, bins=int(rest[0]) if rest else 20, color=session.color)
+    return render.histogram(array, bins=bins, color=session.color)
 
 
 @command("history", "history TENSOR", "Sparklines of a tensor's statistics over the steps still on disk.")
@@ -190,11 +192,12 @@ def _number(value: object) -> float | None:
 @command("diff", "diff TENSOR STEP_A STEP_B", "Compare a tensor at two steps still on disk.")
 def diff(session: Session, args: list[str]) -> str:
     text, steps = split_tensor_arg(args)
-    if len(steps) != 2 or not all(s.isdigit() for s in steps):
+    if len(steps) != 2:
         raise UsageError("usage: diff TENSOR STEP_A STEP_B")
+    numbers = [parse_int(s, f"diff STEP_{'AB'[i]}", COUNT, arg=len(args) - 2 + i) for i, s in enumerate(steps)]
     entry, _ = _tensor(session, text)
     arrays = []
-    for step in map(int, steps):
+    for step in numbers:
         key = next((k for k in session.retained_steps(entry.step) if k.iteration == step), None)
         if key is None:
             kept = ", ".join(str(k.iteration) for k in session.retained_steps(entry.step))
@@ -264,9 +267,10 @@ def _walk(session: Session, args: list[str], verb: str, upstream: bool) -> str:
     depth = 1
     if "-r" in args:
         at = args.index("-r")
-        if at + 1 >= len(args) or not args[at + 1].isdigit():
+        if at + 1 >= len(args):
             raise UsageError(f"usage: {verb} NODE [-r DEPTH]")
-        depth, args = int(args[at + 1]), args[:at] + args[at + 2:]
+        depth = parse_int(args[at + 1], f"{verb} -r DEPTH", COUNT, arg=at + 1)
+        args = args[:at] + args[at + 2:]
     graph = _graph(session)
     start = _node(session, _one(args, f"{verb} NODE [-r DEPTH]"))
     lines = [_describe(graph, start)]
@@ -302,9 +306,10 @@ def trace(session: Session, args: list[str]) -> str:
     if not session.hits:
         raise UsageError("no hits to trace")
     if args:
-        if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= len(session.hits):
+        if len(args) != 1:
             raise UsageError(f"usage: trace [HIT] with HIT between 1 and {len(session.hits)} (see 'info hits')")
-        hit = session.hits[int(args[0]) - 1]
+        hit = session.hits[parse_int(args[0], "trace HIT (see 'info hits')", Range(1, len(session.hits), integer=True),
+                                     arg=0) - 1]
         same_step = _hits_at(session, hit.entry.step)
     else:
         same_step = _hits_at(session, session.current) or _hits_at(session, session.hits[-1].entry.step)

@@ -6,6 +6,7 @@ from msdbg.commands.registry import command
 from msdbg.engine.diagnose import format_findings
 from msdbg.engine.recommended import RECOMMENDED
 from msdbg.errors import UsageError
+from msdbg.numeric import COUNT, POSITIVE_COUNT, parse_int
 from msdbg.frontends.report import format_hit
 from msdbg.session import Session
 
@@ -40,9 +41,9 @@ def watch(session: Session, args: list[str]) -> str:
 
 
 def _number(args: list[str], verb: str) -> int:
-    if len(args) != 1 or not args[0].isdigit():
+    if len(args) != 1:
         raise UsageError(f"usage: {verb} N (a watchpoint number, see 'info watchpoints')", arg=0 if args else None)
-    return int(args[0])
+    return parse_int(args[0], f"{verb} N (a watchpoint number)", POSITIVE_COUNT, arg=0)
 
 
 @command("delete", "delete N", "Delete watchpoint N.")
@@ -55,14 +56,16 @@ def delete(session: Session, args: list[str]) -> str:
 
 @command("enable", "enable N", "Enable watchpoint N.")
 def enable(session: Session, args: list[str]) -> str:
-    session.watchpoints.get(_number(args, "enable")).enabled = True
-    return f"Enabled watchpoint {args[0]}"
+    watchpoint = session.watchpoints.get(_number(args, "enable"))
+    watchpoint.enabled = True
+    return f"Enabled watchpoint {watchpoint.number}"
 
 
 @command("disable", "disable N", "Disable watchpoint N (kept, not evaluated).")
 def disable(session: Session, args: list[str]) -> str:
-    session.watchpoints.get(_number(args, "disable")).enabled = False
-    return f"Disabled watchpoint {args[0]}"
+    watchpoint = session.watchpoints.get(_number(args, "disable"))
+    watchpoint.enabled = False
+    return f"Disabled watchpoint {watchpoint.number}"
 
 
 @command("info", "info watchpoints | info hits | info step | info ranks",
@@ -98,9 +101,9 @@ def _ranks_info(session: Session) -> str:
 
 @command("rank", "rank N", "Look at rank N: the same graph and step on that rank (a dump with several ranks).")
 def rank(session: Session, args: list[str]) -> str:
-    if len(args) != 1 or not args[0].isdigit():
+    if len(args) != 1:
         raise UsageError("usage: rank N", arg=0 if args else None)
-    wanted = int(args[0])
+    wanted = parse_int(args[0], "rank N", COUNT, arg=0)
     ranks = session.dump.ranks() if session.dump else []
     if wanted not in ranks:
         raise UsageError(f"no rank {wanted}; ranks: {', '.join(map(str, ranks)) or 'none'}", arg=0)

@@ -15,6 +15,7 @@ from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
+from msdbg.numeric import is_ascii_int
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
 
@@ -35,7 +36,7 @@ class RunOptions:
 def launcher_rank() -> int | None:
     """This process's rank when a launcher (msrun, mpirun with MindSpore's env) started it, else None."""
     value = os.environ.get("RANK_ID", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if is_ascii_int(value) else None
 
 
 def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[str, bool]:
@@ -121,7 +122,11 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                 print("msdbg: internal error while evaluating a step (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)
                 return
-            on_steps(results)
+            try:
+                on_steps(results)
+            except Exception:  # StopTraining ('quit') is no Exception and ends the script as asked
+                print("msdbg: internal error at a step boundary (training goes on):\n"
+                      + traceback.format_exc(), file=sys.stderr)
             try:
                 retention.prune(session.dump, session.done, options.keep_steps, rank)
                 if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):

@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Callable, Protocol
 
-from msdbg.commands import execute, lookup, split_line
+from msdbg.commands import lookup, run_line, split_line
 from msdbg.control import RunControl, StopTraining
 from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands
@@ -44,7 +44,7 @@ def interact(session: Session, reader: Reader) -> None:
             words = split_line(line)
             if words and lookup(words[0]).name in _REPEATABLE:
                 control.repeatable = line
-            output = execute(session, line)
+            output = run_line(session, line)
         except MsdbgError as exc:
             output = f"*** {exc}"
         if output:

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-from msdbg.commands import execute
+from msdbg.commands import run_line
 from msdbg.control import RunControl
 from msdbg.errors import MsdbgError
 from msdbg.frontends.report import summary
@@ -159,7 +159,7 @@ class Agent:
             return
         line = str(message.get("cmd", ""))
         try:
-            output = execute(self.session, line)
+            output = run_line(self.session, line)
             self._notify({"output": output, "state": self.control.state})
         except MsdbgError as exc:
             self._notify({"error": str(exc)})

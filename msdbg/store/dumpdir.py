@@ -17,13 +17,14 @@ import numpy as np
 
 from msdbg.errors import MsdbgError
 from msdbg.engine.stats import TensorStats
+from msdbg.numeric import is_ascii_int
 from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
 from msdbg.store.graph import Graph, Node, TensorRole, is_optimizer_state_name, read_graph
 from msdbg.store.npyfile import TensorFileError, open_npy
 from msdbg.store.pbreader import GraphError
 from msdbg.store.statistic import read_statistic_csv
 
-_RANK_DIR = re.compile(r"^rank_(\d+)$")
+_RANK_DIR = re.compile(r"^rank_([0-9]+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
@@ -231,4 +232,5 @@ def _listdir(path: str) -> list[str]:
 
 
 def _numeric_dirs(path: str) -> list[int]:
-    return sorted(int(name) for name in _listdir(path) if name.isdigit() and os.path.isdir(os.path.join(path, name)))
+    return sorted(int(name) for name in _listdir(path)
+                  if is_ascii_int(name) and os.path.isdir(os.path.join(path, name)))

@@ -375,7 +375,7 @@ def _is_mindspore_path(path: str) -> bool:
 
 # ----- readers ----------------------------------------------------------------------------------
 _IR_FULLNAME = re.compile(r"#\s*Fullname with scope:\s*\((?P<name>[^)]*)\)")
-_IR_SOURCE = re.compile(r"#\s*In file (?P<path>.+?):(?P<line>\d+)(?:~\d+)?(?:,\s*[\d~]+)?/(?P<code>.*)/\s*$")
+_IR_SOURCE = re.compile(r"#\s*In file (?P<path>.+?):(?P<line>\d+)(?:~\d+)?(?:,\s*[\d~]+)?/(?P<code>.*)/\s*$", re.ASCII)
 _IR_PARAM = re.compile(r"^%para\d+_(?P<name>\S+?):\s*<(?P<kind>Ref\[|Tensor|[A-Za-z]+)")
 _IR_NODE_START = re.compile(r"^\s*(%\d+\(|Return\(|subgraph |})")
 
