@@ -111,12 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from msdbg.errors import MsdbgError
 
+    if _pauses_on_ctrl_c(args):
+        from msdbg.frontends.interrupts import block_interrupts
+
+        block_interrupts()  # before NumPy or MindSpore start a thread: every thread inherits the mask
     try:
         return _dispatch(args)
     except MsdbgError as exc:
         for line in str(exc).splitlines():
             print(f"msdbg: error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _pauses_on_ctrl_c(args: argparse.Namespace) -> bool:
+    """A live training with a prompt or an agent: Ctrl-C is taken at step boundaries instead of killing it."""
+    return args.subcommand in ("run", "demo") and (not args.batch or bool(getattr(args, "listen", None)))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
