@@ -12,7 +12,7 @@ from msdbg.engine.diagnose import Finding, diagnose
 from msdbg.engine.evaluate import StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
-from msdbg.engine.watchpoints import WatchpointList
+from msdbg.engine.watchpoints import Watchpoint, WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
 
@@ -60,6 +60,16 @@ class Session:
         self.notes.extend(n for n in result.notes if n not in self.notes)
         self.tensors_checked += result.tensors_checked
         self.current = key
+        return result
+
+    def evaluate_now(self, watchpoints: list[Watchpoint]) -> StepResult:
+        """Evaluate ``watchpoints`` (just created) on the current step, and keep their hits with the others."""
+        entries = self.current_entries()
+        result = evaluate_step(entries, [w for w in watchpoints if w.enabled], self.dump.graph(self.current.rank,
+                               self.current.graph), self.history)
+        self.hits.extend(result.hits)
+        self.errors.extend(result.errors)
+        self.notes.extend(n for n in result.notes if n not in self.notes)
         return result
 
     def evaluate_across_ranks(self, keys: list[StepKey]) -> None:

@@ -26,6 +26,7 @@ _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activati
                    "--optimizer": "optimizer_state", "--inputs": "input"}
 _FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite"}
 _HISTORY_STATS = ["min", "max", "mean", "abs_mean", "l2norm", "nonfinite_count"]
+HIST_BINS = Range(1, 1000, integer=True)  # one text line per bin
 
 
 def _tensor(session: Session, text: str) -> tuple[TensorEntry, np.ndarray]:
@@ -275,16 +276,22 @@ def _walk(session: Session, args: list[str], verb: str, upstream: bool) -> str:
     start = _node(session, _one(args, f"{verb} NODE [-r DEPTH]"))
     lines = [_describe(graph, start)]
 
-    def visit(current: Node, level: int) -> None:
-        if level > depth:
-            return
-        neighbours = [graph.nodes[n] for n in current.inputs if n in graph.nodes] if upstream else \
-            graph.consumers(current.name)
-        for neighbour in neighbours:
-            lines.append("  " * level + ("<- " if upstream else "-> ") + _describe(graph, neighbour))
-            visit(neighbour, level + 1)
+    def neighbours(node: Node) -> list[Node]:
+        return [graph.nodes[n] for n in node.inputs if n in graph.nodes] if upstream else graph.consumers(node.name)
 
-    visit(start, 1)
+    # depth first without recursion; a node reached again is listed but not expanded again (diamonds in a
+    # big graph would otherwise repeat whole subtrees, exponentially in DEPTH)
+    shown = {start.name}
+    pending = [(n, 1) for n in reversed(neighbours(start))] if depth >= 1 else []
+    while pending:
+        current, level = pending.pop()
+        again = current.name in shown
+        lines.append("  " * level + ("<- " if upstream else "-> ") + _describe(graph, current)
+                     + (" (shown above)" if again else ""))
+        if not again:
+            shown.add(current.name)
+            if level < depth:
+                pending.extend((n, level + 1) for n in reversed(neighbours(current)))
     return "\n".join(lines)
 
 
