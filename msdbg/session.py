@@ -57,6 +57,7 @@ class Session:
         self.done.add(key)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)
+        self.errors.extend(p for p in self.dump.problems if p not in self.errors)  # unreadable folders and files
         self.notes.extend(n for n in result.notes if n not in self.notes)
         self.tensors_checked += result.tensors_checked
         self.current = key

@@ -129,6 +129,8 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
             _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
+        except ValueError as exc:  # a tensor the statistics cannot read (e.g. a dtype its file name contradicts)
+            result.errors.append(f"tensor file {entry.path}: {exc}")
     mark_origins(result.hits, graph)
     return result
 
@@ -190,6 +192,11 @@ class _TensorEvaluation:
             if previous is None:
                 self.result.notes.append(f"watchpoint {watchpoint.number}: no previous step to compare {name} with "
                                          f"at step {self.entry.step.iteration} of graph {self.entry.step.graph}")
+                return None
+            if np.shape(previous) != np.shape(self.current.array):
+                self.result.notes.append(
+                    f"watchpoint {watchpoint.number}: {name} changed shape from {np.shape(previous)} to "
+                    f"{np.shape(self.current.array)} at step {self.entry.step.iteration}; not compared there")
                 return None
             return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
                                     atol=params.get("atol", 1e-8))

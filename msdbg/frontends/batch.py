@@ -36,8 +36,6 @@ def run_batch(options: RunOptions) -> int:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
                 print(f"msdbg: step {key.iteration} graph {key.graph}: {len(result.hits)} hits, origin "
                       f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
-            for error in result.errors:
-                print(f"msdbg: error: {error}", file=sys.stderr)
 
     script_code = run_under_capture(options, session, report_steps)
     return finish(session, options.json_out, script_code)
@@ -63,8 +61,10 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     if json_out:
         write_json(session, json_out)
     if session.errors:
-        print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
-              file=sys.stderr)
+        for error in session.errors:
+            print(f"msdbg: error: {error}", file=sys.stderr)
+        print(f"msdbg: {len(session.errors)} file(s) or folder(s) of the dump could not be read; every other "
+              "tensor was checked", file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS

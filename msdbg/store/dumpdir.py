@@ -95,11 +95,31 @@ class DumpDir:
         self.root = root
         self._graphs: dict[tuple[int, int], Graph | None] = {}
         self.graph_errors: dict[tuple[int, int], str] = {}
+        # unreadable folders, graph files and statistic.csv files, one line each naming it (see problems_since)
+        self.problems: list[str] = []
         self._listings: OrderedDict[StepKey, _Listing] = OrderedDict()
 
     # ----- structure ----------------------------------------------------------------------------
     def ranks(self) -> list[int]:
-        return sorted(int(m[1]) for name in _listdir(self.root) if (m := _RANK_DIR.match(name)))
+        return sorted(int(m[1]) for name in self._listdir(self.root) if (m := _RANK_DIR.match(name)))
+
+    def _listdir(self, path: str) -> list[str]:
+        """The names in a folder; an unreadable one is a problem (named once), a missing one is empty."""
+        try:
+            return os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            self._problem(f"dump folder {path}: {exc.strerror}; skipped")
+            return []
+
+    def _problem(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+
+    def _numeric_dirs(self, path: str) -> list[int]:
+        return sorted(int(name) for name in self._listdir(path)
+                      if is_ascii_int(name) and os.path.isdir(os.path.join(path, name)))
 
     def rank_dir(self, rank: int) -> str:
         return os.path.join(self.root, f"rank_{rank}")
@@ -109,12 +129,12 @@ class DumpDir:
         keys = []
         for rank in self.ranks():
             rank_dir = self.rank_dir(rank)
-            for net in _listdir(rank_dir):
+            for net in self._listdir(rank_dir):
                 net_dir = os.path.join(rank_dir, net)
                 if net in _RESERVED or not os.path.isdir(net_dir):
                     continue
-                for graph in _numeric_dirs(net_dir):
-                    for iteration in _numeric_dirs(os.path.join(net_dir, str(graph))):
+                for graph in self._numeric_dirs(net_dir):
+                    for iteration in self._numeric_dirs(os.path.join(net_dir, str(graph))):
                         keys.append(StepKey(rank, net, graph, iteration))
         return sorted(keys)
 
@@ -130,6 +150,8 @@ class DumpDir:
             except GraphError as exc:
                 self._graphs[cache_key] = None
                 self.graph_errors[cache_key] = str(exc)
+                if exc.unreadable:
+                    self._problem(str(exc))
         return self._graphs[cache_key]
 
     def loaded_graphs(self) -> list[Graph]:
@@ -172,12 +194,16 @@ class DumpDir:
     def _read_step(self, key: StepKey, folder: str) -> list[TensorEntry]:
         graph = self.graph(key.rank, key.graph)
         entries = []
-        for name in _listdir(folder):
+        names = self._listdir(folder)
+        for name in names:
             parsed = parse_tensor_filename(name)
             if parsed is not None:
                 entries.append(_entry(key, os.path.join(folder, name), parsed, graph))
-            elif name == STATISTIC_FILE:
-                entries.extend(_statistic_entries(key, os.path.join(folder, name), graph))
+        if STATISTIC_FILE in names and not entries:  # beside tensor files (saved_data 'full') it repeats them
+            try:
+                entries.extend(_statistic_entries(key, os.path.join(folder, STATISTIC_FILE), graph))
+            except TensorFileError as exc:  # the other steps, and this step's other files, are still checked
+                self._problem(str(exc))
         if graph is None:
             timestamps = sorted({e.file.timestamp for e in entries})
             rank_of = {t: i for i, t in enumerate(timestamps)}
@@ -222,15 +248,3 @@ def _role_without_graph(parsed: TensorFileName) -> TensorRole:
             return TensorRole("optimizer_state", name)
         return TensorRole("weight", name)
     return TensorRole("activation", None)
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _numeric_dirs(path: str) -> list[int]:
-    return sorted(int(name) for name in _listdir(path)
-                  if is_ascii_int(name) and os.path.isdir(os.path.join(path, name)))

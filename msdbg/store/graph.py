@@ -8,6 +8,7 @@ Built from the files MindSpore writes beside the tensors of each rank:
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass, field
@@ -386,10 +387,14 @@ def read_graph(rank_dir: str, graph_id: int) -> Graph:
     ir_path = os.path.join(rank_dir, "graphs", f"ms_output_trace_code_graph_{graph_id}.ir")
     order_path = os.path.join(rank_dir, "execution_order", f"ms_execution_order_graph_{graph_id}.csv")
     nodes = _read_pb_nodes(pb_path)
-    sources, param_kinds = _read_ir(ir_path) if os.path.exists(ir_path) else ({}, {})
+    try:
+        sources, param_kinds = _read_ir(ir_path) if os.path.exists(ir_path) else ({}, {})
+        order = _read_exec_order(order_path)
+    except OSError as exc:
+        raise GraphError(f"graph file {exc.filename}: {exc.strerror}", unreadable=True) from None
     for node in nodes:
         node.source = sources.get(node.full_name, [])
-    return Graph(graph_id, nodes, param_kinds, _read_exec_order(order_path))
+    return Graph(graph_id, nodes, param_kinds, order)
 
 
 def _read_pb_nodes(path: str) -> list[Node]:
@@ -402,6 +407,7 @@ def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:
     sources: dict[str, list[SourceLine]] = {}
     param_kinds: dict[str, bool] = {}
     current: list[SourceLine] | None = None
+    _check_regular(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             stripped = line.strip()
@@ -425,9 +431,16 @@ def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:
     return sources, param_kinds
 
 
+def _check_regular(path: str) -> None:
+    """Refuse a folder, FIFO or device where a text file belongs (a FIFO would block the read)."""
+    if not os.path.isfile(path):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+
+
 def _read_exec_order(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
+    _check_regular(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
         lines = [line.strip() for line in handle]
     return [line for line in lines[1:] if line]

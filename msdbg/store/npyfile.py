@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from msdbg.errors import MsdbgError
 # Tensors up to this size are read into memory: for small files a read is several times cheaper than setting up
 # a memory map (most tensors of a step are small), and their pages need no releasing.
 SMALL_FILE_BYTES = 1 << 20
+# What msdbg computes statistics on: bool, signed and unsigned integers, floats (bfloat16 arrives as raw bits in
+# an integer or void type of 2 bytes; the file name says so and stats decodes it).
+_NUMERIC_KINDS = set("biuf")
 
 
 class TensorFileError(MsdbgError):
@@ -25,7 +29,15 @@ def open_npy(path: str) -> np.ndarray:
     Raises TensorFileError with a one-line message naming the file.
     """
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise TensorFileError(f"tensor file {path}: does not exist") from None
+    except OSError as exc:
+        raise TensorFileError(f"tensor file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever
+        raise TensorFileError(f"tensor file {path}: not a regular file; skipped")
+    size = info.st_size
+    try:
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
             if version == (1, 0):
@@ -35,10 +47,15 @@ def open_npy(path: str) -> np.ndarray:
             offset = handle.tell()
     except FileNotFoundError:
         raise TensorFileError(f"tensor file {path}: does not exist") from None
-    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # NumPy's header parser raises ValueError, SyntaxError, tokenize.TokenError, ...
         raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
     if dtype.hasobject:
         raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
+    if dtype.kind not in _NUMERIC_KINDS and not (dtype.kind == "V" and dtype.itemsize == 2 and not dtype.names):
+        raise TensorFileError(f"tensor file {path}: dtype {dtype} is not a tensor dtype msdbg reads "
+                              "(bool, integer or floating point)")
+    if any(dim < 0 for dim in shape):
+        raise TensorFileError(f"tensor file {path}: negative dimension in shape {shape}")
     count = 1
     for dim in shape:
         count *= dim
