@@ -95,6 +95,9 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
     apply_commands(session, commands)
+    if not session.watchpoints.active():
+        raise UsageError("no watchpoints, so nothing would be checked: give them with -c 'watch CONDITION' or "
+                         "-x FILE (-c 'watch recommended' for a default set)")
     every = session.dump.steps()
     if not every:
         raise UsageError(f"dump directory {root}: holds no rank_N/NET/GRAPH/ITERATION folders")

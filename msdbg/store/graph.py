@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from msdbg.store.filenames import dump_op_name, dump_param_name
-from msdbg.store.pbreader import read_rows
+from msdbg.store.pbreader import GraphError, read_rows
 
 #: Optimizer update ops: op type -> input slot of the gradient (the variable is slot 0).
 OPTIMIZER_GRAD_SLOT = {
