@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Iterable, Iterator
 
 from msdbg.commands.scripts import CommandSource, run_commands
 from msdbg.engine.diagnose import format_findings
 from msdbg.errors import UsageError
-from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture
 from msdbg.frontends.report import summary
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir
@@ -29,6 +30,7 @@ def run_batch(options: RunOptions) -> int:
     """Train under capture, evaluate every step at its end, report; exit 0 clean, 1 hits, 2 bad input."""
     session = Session()
     apply_commands(session, options.commands)
+    check_output_path(options.json_out, launcher_rank())
 
     def report_steps(results: list) -> None:
         for key, result in results:
@@ -38,7 +40,12 @@ def run_batch(options: RunOptions) -> int:
                       f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
 
     script_code = run_under_capture(options, session, report_steps)
-    return finish(session, options.json_out, script_code)
+    code = finish(session, options.json_out, script_code)
+    if not session.done:
+        print("msdbg: warning: 0 training steps were captured (msdbg sees graph-mode steps: "
+              "ms.set_context(mode=ms.GRAPH_MODE), @ms.jit or Model.train)", file=sys.stderr)
+        return code or EXIT_BAD_INPUT
+    return code
 
 
 def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
@@ -63,8 +70,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     if session.errors:
         for error in session.errors:
             print(f"msdbg: error: {error}", file=sys.stderr)
-        print(f"msdbg: {len(session.errors)} file(s) or folder(s) of the dump could not be read; every other "
-              "tensor was checked", file=sys.stderr)
+        print(f"msdbg: {len(session.errors)} problem(s) with the dump (above); every other tensor was checked",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS
@@ -76,6 +83,22 @@ def report_document(session: Session) -> dict:
     findings, unexplained = session.diagnosis()
     return {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
             "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
+
+
+def check_output_path(path: str | None, rank: int | None) -> None:
+    """Refuse a ``--json`` path that cannot be written before any step runs (else the report is lost at the end).
+    A file this check creates is removed again."""
+    if not path:
+        return
+    target = path.replace("{rank}", str(rank if rank is not None else 0))
+    existed = os.path.lexists(target)
+    try:
+        with open(target, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--json {target}: {exc.strerror}") from None
+    if not existed:
+        os.unlink(target)
 
 
 def write_json(session: Session, path: str) -> None:
@@ -95,6 +118,7 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
     apply_commands(session, commands)
+    check_output_path(json_out, None)
     if not session.watchpoints.active():
         raise UsageError("no watchpoints, so nothing would be checked: give them with -c 'watch CONDITION' or "
                          "-x FILE (-c 'watch recommended' for a default set)")

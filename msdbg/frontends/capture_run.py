@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
+from msdbg.capture.diskfull import DiskGuard
 from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data, dump_config,
                                       install_dump_config)
 from msdbg.commands.scripts import CommandSource
@@ -59,6 +60,49 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     return path, False
 
 
+def lock_dump_dir(path: str, rank: int | None) -> str:
+    """Claim a ``--dump-dir`` for this run (and rank): a second msdbg on it would read this run's files as its own.
+    Returns the lock file to remove at the end; a lock left by a process that no longer runs is taken over."""
+    lock = os.path.join(path, f".msdbg-lock-rank_{rank or 0}")
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None:
+                raise UsageError(f"--dump-dir {path}: in use by another msdbg run (PID {owner}); use another "
+                                 "directory") from None
+            try:
+                os.unlink(lock)  # stale: its process is gone
+            except FileNotFoundError:
+                pass
+            continue
+        except OSError as exc:
+            raise UsageError(f"--dump-dir {path}: cannot be written ({exc.strerror})") from None
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(str(os.getpid()))
+        return lock
+    raise UsageError(f"--dump-dir {path}: another msdbg run is starting on it; use another directory")
+
+
+def _lock_owner(lock: str) -> int | None:
+    """The PID holding a lock file, when that process still runs."""
+    try:
+        with open(lock, encoding="ascii", errors="replace") as handle:
+            text = handle.read(32).strip()
+    except OSError:
+        return None
+    if not is_ascii_int(text):
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's live process
+        pass
+    return int(text)
+
+
 def outputs_suffice(session: Session, config_dir: str) -> bool:
     """Whether a dump of op outputs only serves the active watchpoints. Those that judge weights before an update
     (initial values, change from the previous step) need, at the first step, the parameters' initial values: then
@@ -92,6 +136,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         raise UsageError(f"training script {options.script}: no such file")
     rank = launcher_rank()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
+    lock = None if owned else lock_dump_dir(dump_root, rank)
     fast = config_dir = None
     try:
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
@@ -115,7 +160,19 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                       + traceback.format_exc(limit=3), file=sys.stderr)
             install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
 
+        disk = DiskGuard(session.dump.rank_dir(rank or 0))
+
         def at_barrier() -> None:
+            if disk.full():
+                skipped = [k for k in session.dump.steps() if k not in session.done and (rank is None or k.rank == rank)]
+                session.done.update(skipped)
+                message = disk.drop([(k.iteration, session.dump.step_dir(k)) for k in skipped])
+                if message:
+                    session.errors.append(message)  # the batch report prints it once, at the end
+                    if options.interactive:
+                        print(f"msdbg: error: {message}", file=sys.stderr, flush=True)
+                on_steps([])
+                return
             try:
                 results = session.evaluate_new_steps()
             except Exception:  # a bug in msdbg must not end the training
@@ -153,3 +210,8 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             fast.remove()
         if owned:
             shutil.rmtree(dump_root, ignore_errors=True)
+        if lock is not None:
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass

@@ -9,8 +9,8 @@ import sys
 import tempfile
 
 from msdbg.control import RunControl, StopTraining
-from msdbg.frontends.batch import apply_commands, finish
-from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.batch import apply_commands, check_output_path, finish
+from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture
 from msdbg.frontends.interrupts import take_interrupt
 from msdbg.remote.agent import Agent, announce
 from msdbg.session import Session
@@ -39,6 +39,7 @@ def run_listening(options: RunOptions, listen: str | None) -> int:
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
     apply_commands(session, options.commands)
+    check_output_path(options.json_out, launcher_rank())
     agent = Agent(session, control, listen, options.script)
 
     def after_training(code: int) -> None:
