@@ -48,7 +48,7 @@ def _paused(connection, timeout=60):
 def test_listen_pause_inspect_watch_detach_keeps_the_training_identical():
     plain = subprocess.run([sys.executable, str(SCRIPTS / "slow_loop.py"), "30"], env=ENV, capture_output=True,
                            text=True, timeout=120)
-    training = _start("-m", "msdbg", "run", "--listen", "--nx", str(SCRIPTS / "slow_loop.py"), "30")
+    training = _start("-m", "msdbg", "run", "--nx", "--listen", str(SCRIPTS / "slow_loop.py"), "30")
     path = _wait_for_socket(training)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
@@ -88,7 +88,7 @@ def test_enable_in_the_script_and_the_exit_is_reported():
 
 
 def test_a_client_killed_while_paused_lets_training_finish():
-    training = _start("-m", "msdbg", "run", "--listen", "--nx", str(SCRIPTS / "slow_loop.py"), "30")
+    training = _start("-m", "msdbg", "run", "--nx", "--listen", str(SCRIPTS / "slow_loop.py"), "30")
     _wait_for_socket(training)
     code = ("import sys, time\nfrom msdbg.remote.client import Connection\nc = Connection(sys.argv[1])\n"
             "c.command('watch tensor_overflow')\nc.command('pause')\nassert c.event(timeout=60)['event'] == 'paused'\n"
