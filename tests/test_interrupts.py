@@ -114,3 +114,14 @@ def test_ctrl_c_at_the_prompt_clears_a_half_typed_line_and_does_not_step_and_typ
     term.type("quit\r")
     assert term.exit_code() == 0
     assert "step 3 loss" not in term.screen
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_listen_without_a_client_interrupts_at_a_boundary_and_reports():
+    term = Terminal("run", "--nx", "--listen", str(SCRIPTS / "slow_loop.py"), "200")
+    term.wait_for(r"step 3 loss")
+    term.type("\x03")
+    term.wait_for(r"Ctrl-C at a step boundary, no client attached[\s\S]*training interrupted")
+    assert term.exit_code() == 130
+    assert "loop finished" not in term.screen and "Traceback" not in term.screen
+    assert re.search(r"msdbg: 0 hits in \d+ steps", term.screen), "the report is still written"

@@ -162,19 +162,20 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
 
         disk = DiskGuard(session.dump.rank_dir(rank or 0))
 
+        def skip_unchecked_steps() -> list:
+            """The disk is full: drop the steps not checked yet, say so once (see capture/diskfull.py)."""
+            skipped = [k for k in session.dump.steps() if k not in session.done and (rank is None or k.rank == rank)]
+            session.done.update(skipped)
+            message = disk.drop([(k.iteration, session.dump.step_dir(k)) for k in skipped])
+            if message:
+                session.errors.append(message)  # the batch report prints it once, at the end
+                if options.interactive:
+                    print(f"msdbg: error: {message}", file=sys.stderr, flush=True)
+            return []
+
         def at_barrier() -> None:
-            if disk.full():
-                skipped = [k for k in session.dump.steps() if k not in session.done and (rank is None or k.rank == rank)]
-                session.done.update(skipped)
-                message = disk.drop([(k.iteration, session.dump.step_dir(k)) for k in skipped])
-                if message:
-                    session.errors.append(message)  # the batch report prints it once, at the end
-                    if options.interactive:
-                        print(f"msdbg: error: {message}", file=sys.stderr, flush=True)
-                on_steps([])
-                return
             try:
-                results = session.evaluate_new_steps()
+                results = skip_unchecked_steps() if disk.full() else session.evaluate_new_steps()
             except Exception:  # a bug in msdbg must not end the training
                 print("msdbg: internal error while evaluating a step (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)

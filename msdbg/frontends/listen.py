@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 
-from msdbg.control import RunControl, StopTraining
+from msdbg.control import RunControl
 from msdbg.frontends.batch import apply_commands, check_output_path, finish
 from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture
 from msdbg.frontends.interrupts import take_interrupt
@@ -19,18 +19,14 @@ from msdbg.session import Session
 def _on_steps(session: Session, control: RunControl, agent: Agent):
     def on_steps(results: list) -> None:
         if take_interrupt():  # only under 'run --listen', which blocks SIGINT: Ctrl-C in the training's terminal
-            if agent.client is None:
-                print("msdbg: Ctrl-C: training stopped at a step boundary (no client attached)", file=sys.stderr,
-                      flush=True)
-                raise StopTraining
+            if agent.client is None:  # as Python's own Ctrl-C would, but at a step boundary (the script may catch it)
+                print("msdbg: Ctrl-C at a step boundary, no client attached", file=sys.stderr, flush=True)
+                raise KeyboardInterrupt
             control.pause_requested = True
         control.steps_done(session.count_training_steps(results))
         agent.at_boundary([hit for _, result in results for hit in result.hits])
 
     return on_steps
-
-
-EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
 
 
 def run_listening(options: RunOptions, listen: str | None) -> int:
@@ -46,12 +42,8 @@ def run_listening(options: RunOptions, listen: str | None) -> int:
         control.state = "ended"
         agent.finish(code)
 
-    try:
-        code = run_under_capture(options, session, _on_steps(session, control, agent),
-                                 lambda: announce(agent.start()), after_training)
-    except StopTraining:
-        agent.finish(EXIT_INTERRUPTED)
-        code = EXIT_INTERRUPTED
+    code = run_under_capture(options, session, _on_steps(session, control, agent),
+                             lambda: announce(agent.start()), after_training)
     return finish(session, options.json_out, code)
 
 
