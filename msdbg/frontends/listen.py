@@ -70,8 +70,12 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
     on_steps = _on_steps(session, control, agent)
 
     def at_barrier() -> None:
-        on_steps(session.evaluate_new_steps())
-        retention.prune(session.dump, session.done, keep_steps)
+        try:
+            on_steps(session.evaluate_new_steps())
+            retention.prune(session.dump, session.done, keep_steps)
+        except Exception as exc:  # a bug in msdbg must not end the training it was enabled in
+            print(f"msdbg: internal error at a step boundary (training goes on): {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
 
     uninstall = barrier.install(at_barrier)
 
