@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 from msdbg.commands.scripts import CommandSource, run_commands
 from msdbg.engine.diagnose import format_findings
 from msdbg.errors import UsageError
-from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture
+from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture, start_recording, stop_recording
 from msdbg.frontends.report import summary
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir
@@ -67,6 +67,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
             print("  " + line)
     if json_out:
         write_json(session, json_out)
+    if session.record_path:
+        print(f"msdbg: flight recording: {session.record_path}  (msdbg open {session.record_path})")
     if session.errors:
         for error in session.errors:
             print(f"msdbg: error: {error}", file=sys.stderr)
@@ -113,7 +115,7 @@ def write_json(session: Session, path: str) -> None:
 
 
 def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *, rank: int | None = None,
-               steps: str = "all") -> int:
+               steps: str = "all", record: str | None = None) -> int:
     """Evaluate watchpoints on every selected step of an existing dump directory, in order."""
     spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
@@ -131,9 +133,14 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     selected = [k for k in every if (rank is None or k.rank == rank) and k.iteration in spec]
     if not selected:
         raise UsageError(f"--steps {steps}: no iteration of {root} is selected")
-    for key in with_progress(selected, "checking"):
-        session.evaluate_step(key)
-    session.evaluate_across_ranks(selected)
+    if record:
+        start_recording(session, record, root, [root])
+    try:
+        for key in with_progress(selected, "checking"):
+            session.evaluate_step(key)
+        session.evaluate_across_ranks(selected)
+    finally:
+        stop_recording(session, None)
     return finish(session, json_out)
 
 

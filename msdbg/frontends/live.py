@@ -7,12 +7,14 @@ import sys
 from typing import Callable, Protocol
 
 from msdbg.commands import lookup, run_line, split_line
+from msdbg.commands.display import render_displays
 from msdbg.control import RunControl, StopTraining
 from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands
 from msdbg.frontends.capture_run import RunOptions, run_under_capture
 from msdbg.frontends.interrupts import block_interrupts, discard_typeahead, take_interrupt
 from msdbg.frontends.report import summary
+from msdbg.repl.pager import show
 from msdbg.session import Session
 
 _REPEATABLE = {"step", "continue"}
@@ -48,7 +50,7 @@ def interact(session: Session, reader: Reader) -> None:
         except MsdbgError as exc:
             output = f"*** {exc}"
         if output:
-            print(output, flush=True)
+            show(output)
 
 
 def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader] | None = None) -> int:
@@ -96,6 +98,8 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
         control.pause_requested = ctrl_c[0] = False
         control.state = "paused"
         discard_typeahead()
+        if session.displays:
+            show(render_displays(session))
         interact(session, reader)
         take_interrupt()  # a Ctrl-C pressed while paused (e.g. during a long command) does not pause again
         if control.resume == "quit":
