@@ -86,7 +86,8 @@ def test_generated_command_lines_raise_only_msdbg_errors(paused, text):
     ("watch tensor_turbulence warmup=1.5", "warmup: '1.5' is not a whole number >= 0"),
     ("watch tensor_turbulence beta=1", "beta: '1' is not a number in (0, 1)"),
     ("step ٣", "step N: '٣' is not a whole number >= 1"),
-    ("delete 1e3", "delete N (a watchpoint number): '1e3' is not a whole number >= 1"),
+    ("delete 1e3", "bad watchpoint '1e3': expected N, A-B, A- or -B with whole numbers"),
+    ("delete " + "9" * 5000, "bad watchpoint"),
 ])
 def test_issue_examples_are_one_line_errors(paused, text, message):
     with pytest.raises(MsdbgError) as caught:
