@@ -9,6 +9,7 @@ import sys
 from msdbg import __version__
 
 EXIT_BAD_INPUT = 2
+LISTEN = "--listen"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command_options(run)
     run.add_argument("--batch", action="store_true", help="no prompt: run commands, train to the end, report")
     run.add_argument("--dump-dir", metavar="DIR", help="where MindSpore dumps (default: a private temp dir, removed at exit)")
-    run.add_argument("--listen", nargs="?", const="unix", metavar="ADDRESS",
+    run.add_argument(LISTEN, nargs="?", const="unix", metavar="ADDRESS",
                      help="run at full speed with an agent waiting for 'msdbg attach' (a Unix socket by PID, or "
-                          "tcp:127.0.0.1:PORT with a printed token)")
+                          "--listen=tcp:127.0.0.1:PORT with a printed token; the address only after '=')")
     run.add_argument("--keep-steps", metavar="K", type=_positive_int, default=2,
                      help="keep only the last K step folders of each graph (default 2)")
     _add_record_options(run)
@@ -98,33 +99,60 @@ def _add_command_options(parser: argparse.ArgumentParser) -> None:
                         help="run command CMD, e.g. -c 'watch tensor_overflow' (repeatable)")
     parser.add_argument("--json", metavar="OUT", help="write hits as JSON to OUT")
     parser.add_argument("--nx", action="store_true", help="do not read ~/.msdbgrc and ./.msdbgrc")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error in a command (msdbg's own bugs)")
 
 
 def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a rank number (0, 1, ...)")
-    return int(text)
+    return _whole_number(text, 0)
 
 
 def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _whole_number(text: str, low: int) -> int:
+    from msdbg.errors import UsageError
+    from msdbg.numeric import Range, parse_int
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+        return parse_int(text, "value", Range(low=low, integer=True))
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+
+
+def _bare_listen(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``run --listen SCRIPT``: a bare ``--listen`` before the script means the default address, so the script
+    is not taken for one (the address is given only as ``--listen=ADDRESS``)."""
+    if "run" not in argv:
+        return argv
+    at = argv.index("run")
+    run_parser = next(a for a in parser._subparsers._group_actions if a.dest == "subcommand").choices["run"]
+    takes_value = {s for a in run_parser._actions if a.nargs is None and a.option_strings for s in a.option_strings}
+    words = list(argv)
+    index = at + 1
+    while index < len(words) and words[index].startswith("-") and words[index] != "--":
+        if words[index] == LISTEN:
+            words[index] = f"{LISTEN}=unix"
+        elif words[index] in takes_value:
+            index += 1
+        index += 1
+    return words
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and dispatch; every MsdbgError becomes one line on stderr and exit 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_bare_listen(parser, sys.argv[1:] if argv is None else argv))
     if args.subcommand is None:
         parser.print_help()
         return EXIT_BAD_INPUT
     from msdbg.errors import MsdbgError
 
+    if _pauses_on_ctrl_c(args):
+        from msdbg.frontends.interrupts import block_interrupts
+
+        block_interrupts()  # before NumPy or MindSpore start a thread: every thread inherits the mask
     try:
         return _dispatch(args)
     except MsdbgError as exc:
@@ -133,13 +161,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def _pauses_on_ctrl_c(args: argparse.Namespace) -> bool:
+    """A live training with a prompt or an agent: Ctrl-C is taken at step boundaries instead of killing it."""
+    return args.subcommand in ("run", "demo") and (not args.batch or bool(getattr(args, "listen", None)))
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.subcommand == "compare":
         return _compare(args)
+    from msdbg.commands import Options
     from msdbg.commands.scripts import CommandSource, read_command_file, startup_files
     from msdbg.frontends import batch
     from msdbg.frontends.capture_run import RunOptions
 
+    Options.debug = args.debug
     commands = []
     for path in [*startup_files(args.nx), *args.files]:
         commands.extend(read_command_file(path))

@@ -7,6 +7,10 @@ class MsdbgError(Exception):
     """A user-facing error: bad usage or bad input. Its text is one line that names the thing and the place."""
 
 
+class InternalError(MsdbgError):
+    """A bug in msdbg met while running a command, reported as one line naming the command and the cause."""
+
+
 class UsageError(MsdbgError):
     """A malformed command, option or watchpoint.
 

@@ -15,7 +15,7 @@ from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
 from msdbg.engine.loss import step_scalars
 from msdbg.engine.stats import SUMMARY_NEEDS
-from msdbg.engine.watchpoints import WatchpointList
+from msdbg.engine.watchpoints import Watchpoint, WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import PYNATIVE_NET, StepKey, TensorEntry
 from msdbg.store.recorder import Recorder
@@ -84,11 +84,22 @@ class Session:
         self.done.add(key)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)
+        self.errors.extend(p for p in getattr(self.dump, "problems", ()) if p not in self.errors)  # unreadable dump parts
         self.notes.extend(n for n in result.notes if n not in self.notes)
         self.tensors_checked += result.tensors_checked
         self.current = key
         if self.recorder is not None:
             self._record(key, entries, result, graph)
+        return result
+
+    def evaluate_now(self, watchpoints: list[Watchpoint]) -> StepResult:
+        """Evaluate ``watchpoints`` (just created) on the current step, and keep their hits with the others."""
+        entries = self.current_entries()
+        result = evaluate_step(entries, [w for w in watchpoints if w.enabled], self.dump.graph(self.current.rank,
+                               self.current.graph), self.history)
+        self.hits.extend(result.hits)
+        self.errors.extend(result.errors)
+        self.notes.extend(n for n in result.notes if n not in self.notes)
         return result
 
     def _record(self, key: StepKey, entries: list[TensorEntry], result: StepResult, graph) -> None:

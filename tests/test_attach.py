@@ -48,7 +48,7 @@ def _paused(connection, timeout=60):
 def test_listen_pause_inspect_watch_detach_keeps_the_training_identical():
     plain = subprocess.run([sys.executable, str(SCRIPTS / "slow_loop.py"), "30"], env=ENV, capture_output=True,
                            text=True, timeout=120)
-    training = _start("-m", "msdbg", "run", "--listen", "--nx", str(SCRIPTS / "slow_loop.py"), "30")
+    training = _start("-m", "msdbg", "run", "--nx", "--listen", str(SCRIPTS / "slow_loop.py"), "30")
     path = _wait_for_socket(training)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
@@ -89,7 +89,7 @@ def test_enable_in_the_script_and_the_exit_is_reported():
 
 
 def test_a_client_killed_while_paused_lets_training_finish():
-    training = _start("-m", "msdbg", "run", "--listen", "--nx", str(SCRIPTS / "slow_loop.py"), "30")
+    training = _start("-m", "msdbg", "run", "--nx", "--listen", str(SCRIPTS / "slow_loop.py"), "30")
     _wait_for_socket(training)
     code = ("import sys, time\nfrom msdbg.remote.client import Connection\nc = Connection(sys.argv[1])\n"
             "c.command('watch tensor_overflow')\nc.command('pause')\nassert c.event(timeout=60)['event'] == 'paused'\n"
@@ -105,7 +105,7 @@ def test_a_client_killed_while_paused_lets_training_finish():
 
 
 def test_tcp_needs_the_token_and_the_same_protocol_version():
-    training = _start("-m", "msdbg", "run", "--listen", "tcp:127.0.0.1:0", "--nx", str(SCRIPTS / "slow_loop.py"),
+    training = _start("-m", "msdbg", "run", "--listen=tcp:127.0.0.1:0", "--nx", str(SCRIPTS / "slow_loop.py"),
                       "40")
     line = ""
     while "attach with" not in line:

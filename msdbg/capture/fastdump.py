@@ -18,6 +18,7 @@ import re
 import shutil
 import tempfile
 
+from msdbg.numeric import is_ascii_int
 from msdbg.store.dumpdir import DumpDir
 
 FAST_DIR_ENV = "MSDBG_FAST_DUMP_DIR"  # where to put it; default /dev/shm, empty: never
@@ -25,13 +26,13 @@ DEFAULT_FAST_DIR = "/dev/shm"
 MIN_FREE_ENV = "MSDBG_FAST_DUMP_MIN_FREE_MB"  # left free there for everything else that uses it; default 2048
 DEFAULT_MIN_FREE_MB = 2048
 _PREFIX = "msdbg-dump-"
-_OURS = re.compile(rf"^{_PREFIX}(\d+)-")
+_OURS = re.compile(rf"^{_PREFIX}(\d+)-", re.ASCII)
 
 
 def min_free_bytes() -> int:
     """Free space to leave on the fast file system (``MSDBG_FAST_DUMP_MIN_FREE_MB``, default 2 GiB)."""
     value = os.environ.get(MIN_FREE_ENV, "")
-    return (int(value) if value.isdigit() else DEFAULT_MIN_FREE_MB) << 20
+    return (int(value) if is_ascii_int(value) else DEFAULT_MIN_FREE_MB) << 20
 
 
 def free_bytes(path: str) -> int:

@@ -11,6 +11,7 @@ from msdbg.engine.compare import CompareResult, StepComparer, pair_steps
 from msdbg.engine.pairmetrics import Tolerance, compare_arrays
 from msdbg.errors import UsageError
 from msdbg.frontends.compare_report import format_metrics, report_lines
+from msdbg.numeric import NON_NEGATIVE, parse_float
 from msdbg.repl import render
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
@@ -111,8 +112,5 @@ def _tolerance(args: list[str]) -> Tolerance:
         if word in _OPTIONS:
             if at + 1 >= len(args):
                 raise UsageError(f"{word} needs a number", arg=at)
-            try:
-                values[word] = float(args[at + 1])
-            except ValueError:
-                raise UsageError(f"{word} {args[at + 1]!r}: not a number", arg=at + 1) from None
+            values[word] = parse_float(args[at + 1], word, NON_NEGATIVE, arg=at + 1)
     return Tolerance.from_options(values.get("--rtol"), values.get("--atol"), values.get("--cosine-lt"))

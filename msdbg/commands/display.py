@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msdbg.commands.registry import command, execute
+from msdbg.commands.registry import command, run_line
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.session import Session
 
@@ -17,7 +17,7 @@ def render_displays(session: Session) -> str:
     shown = []
     for number, item in session.displays.items():
         try:
-            value = execute(session, _command_for(item))
+            value = run_line(session, _command_for(item))
         except MsdbgError as exc:
             value = f"*** {exc}"
         shown.append(f"{number}: {item}\n{value}")
@@ -33,7 +33,7 @@ def display(session: Session, args: list[str]) -> str:
     session.displays[session.next_display] = item
     session.next_display += 1
     try:
-        now = execute(session, _command_for(item))
+        now = run_line(session, _command_for(item))
     except MsdbgError as exc:  # kept: the tensor may exist at a later step
         now = f"(not shown now: {exc})"
     return f"{session.next_display - 1}: {item}\n{now}"

@@ -17,6 +17,7 @@ from msdbg.engine.trace import origin_chain
 from msdbg.engine.watchpoints import TargetPattern
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.frontends.report import format_stats
+from msdbg.numeric import COUNT, Range, parse_int
 from msdbg.repl import render
 from msdbg.repl.layout import shorten, table, terminal_width
 from msdbg.session import Session
@@ -26,6 +27,7 @@ from msdbg.store.graph import Graph, Node
 _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
                    "--optimizer": "optimizer_state", "--inputs": "input"}
 _FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite"}
+HIST_BINS = Range(1, 1000, integer=True)  # one text line per bin
 
 
 def _tensor(session: Session, text: str) -> tuple[TensorEntry, np.ndarray]:
@@ -273,10 +275,11 @@ def stats(session: Session, args: list[str]) -> str:
 @command("hist", "hist TENSOR[numpy-slice] [BINS]", "ASCII histogram of a tensor's finite values.")
 def hist(session: Session, args: list[str]) -> str:
     text, rest = split_tensor_arg(args)
-    if not text or len(rest) > 1 or (rest and not rest[0].isdigit()):
+    if not text or len(rest) > 1:
         raise UsageError("usage: hist TENSOR[slice] [BINS]")
+    bins = parse_int(rest[0], "hist BINS", HIST_BINS, arg=len(args) - 1) if rest else 20
     _, array = _tensor(session, text)
-    return render.histogram(array, bins=int(rest[0]) if rest else 20, color=session.color)
+    return render.histogram(array, bins=bins, color=session.color)
 
 
 @command("diff", "diff TENSOR STEP_A STEP_B | diff TENSOR", "Compare a tensor at two steps still on disk, or (after "
@@ -287,11 +290,12 @@ def diff(session: Session, args: list[str]) -> str:
         from msdbg.commands.compare import diff_with_other_run  # not at the top: compare imports the front ends
 
         return diff_with_other_run(session, text)
-    if len(steps) != 2 or not all(s.isdigit() for s in steps):
+    if len(steps) != 2:
         raise UsageError("usage: diff TENSOR STEP_A STEP_B")
+    numbers = [parse_int(s, f"diff STEP_{'AB'[i]}", COUNT, arg=len(args) - 2 + i) for i, s in enumerate(steps)]
     entry, _ = _tensor(session, text)
     arrays = []
-    for step in map(int, steps):
+    for step in numbers:
         key = next((k for k in session.retained_steps(entry.step) if k.iteration == step), None)
         if key is None:
             kept = ", ".join(str(k.iteration) for k in session.retained_steps(entry.step))
@@ -362,23 +366,30 @@ def _walk(session: Session, args: list[str], verb: str, upstream: bool) -> str:
     depth = 1
     if "-r" in args:
         at = args.index("-r")
-        if at + 1 >= len(args) or not args[at + 1].isdigit():
+        if at + 1 >= len(args):
             raise UsageError(f"usage: {verb} NODE [-r DEPTH]")
-        depth, args = int(args[at + 1]), args[:at] + args[at + 2:]
+        depth = parse_int(args[at + 1], f"{verb} -r DEPTH", COUNT, arg=at + 1)
+        args = args[:at] + args[at + 2:]
     graph = _graph(session)
     start = _node(session, _one(args, f"{verb} NODE [-r DEPTH]"))
     lines = [_describe(graph, start)]
 
-    def visit(current: Node, level: int) -> None:
-        if level > depth:
-            return
-        neighbours = [graph.nodes[n] for n in current.inputs if n in graph.nodes] if upstream else \
-            graph.consumers(current.name)
-        for neighbour in neighbours:
-            lines.append("  " * level + ("<- " if upstream else "-> ") + _describe(graph, neighbour))
-            visit(neighbour, level + 1)
+    def neighbours(node: Node) -> list[Node]:
+        return [graph.nodes[n] for n in node.inputs if n in graph.nodes] if upstream else graph.consumers(node.name)
 
-    visit(start, 1)
+    # depth first without recursion; a node reached again is listed but not expanded again (diamonds in a
+    # big graph would otherwise repeat whole subtrees, exponentially in DEPTH)
+    shown = {start.name}
+    pending = [(n, 1) for n in reversed(neighbours(start))] if depth >= 1 else []
+    while pending:
+        current, level = pending.pop()
+        again = current.name in shown
+        lines.append("  " * level + ("<- " if upstream else "-> ") + _describe(graph, current)
+                     + (" (shown above)" if again else ""))
+        if not again:
+            shown.add(current.name)
+            if level < depth:
+                pending.extend((n, level + 1) for n in reversed(neighbours(current)))
     return "\n".join(lines)
 
 
@@ -400,9 +411,10 @@ def trace(session: Session, args: list[str]) -> str:
     if not session.hits:
         raise UsageError("no hits to trace")
     if args:
-        if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= len(session.hits):
+        if len(args) != 1:
             raise UsageError(f"usage: trace [HIT] with HIT between 1 and {len(session.hits)} (see 'info hits')")
-        hit = session.hits[int(args[0]) - 1]
+        hit = session.hits[parse_int(args[0], "trace HIT (see 'info hits')", Range(1, len(session.hits), integer=True),
+                                     arg=0) - 1]
         same_step = _hits_at(session, hit.entry.step)
     else:
         same_step = _hits_at(session, session.current) or _hits_at(session, session.hits[-1].entry.step)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 
 from msdbg.errors import UsageError
+from msdbg.numeric import is_ascii_int
 
 OPEN_END = sys.maxsize
 
 
 def is_range(word: str) -> bool:
     """Whether ``word`` is written as a number or a range (digits around at most one '-')."""
-    return bool(word) and word != "-" and word.count("-") <= 1 and word.replace("-", "").isdecimal() \
-        and word.isascii()
+    low, _, high = word.partition("-")
+    return word not in ("", "-") and "-" not in high and all(not part or is_ascii_int(part) for part in (low, high))
 
 
 def parse_range(word: str, what: str = "step", arg: int | None = None) -> tuple[int, int]:

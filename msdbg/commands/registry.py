@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from msdbg.errors import UsageError
+from msdbg.errors import InternalError, MsdbgError, UsageError
 from msdbg.suggest import unknown
 
 if TYPE_CHECKING:
@@ -27,6 +29,13 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 _ALIASES: dict[str, str] = {}
+_DETAIL_LIMIT = 300  # characters of an internal error's message shown on its one line
+
+
+class Options:
+    """Switches of the command boundary: ``debug`` (``--debug``) prints an internal error's traceback."""
+
+    debug = False
 
 
 def command(name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
@@ -106,3 +115,34 @@ def execute(session: "Session", line: str) -> str:
             index = 0 if exc.arg is None else min(exc.arg + 1, len(tokens) - 1)
             exc.column = tokens[index][1]
         raise
+
+
+def run_line(session: "Session", line: str) -> str:
+    """The command boundary every front end uses (prompt, ``-c``/``-x``/``source``, the attach agent).
+
+    Runs one line and returns its output. Only MsdbgError leaves: any other exception (a bug in msdbg, or a
+    Ctrl-C during a long command) becomes an InternalError naming the command and the cause on one line, the
+    traceback on stderr only under ``--debug``. StopTraining (``quit`` at a boundary) is no Exception and passes.
+    """
+    try:
+        return execute(session, line)
+    except MsdbgError:
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        name = _command_name(line)
+        if isinstance(exc, KeyboardInterrupt):
+            raise InternalError(f"{name}: interrupted") from None
+        if Options.debug:
+            traceback.print_exc(file=sys.stderr)
+        detail = " ".join(str(exc).split())
+        if len(detail) > _DETAIL_LIMIT:
+            detail = detail[:_DETAIL_LIMIT] + "..."
+        hint = "traceback above" if Options.debug else "run msdbg with --debug for the traceback"
+        raise InternalError(f"internal error in {name!r}: {type(exc).__name__}: {detail} ({hint})") from None
+
+
+def _command_name(line: str) -> str:
+    try:
+        return lookup(tokenize(line)[0][0]).name
+    except (MsdbgError, IndexError):
+        return line.strip()[:40]

@@ -10,11 +10,13 @@ import copy
 import os
 from dataclasses import dataclass
 
-from msdbg.commands.registry import command, execute
+from msdbg.commands.registry import command, run_line
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.session import Session
 
 RC_NAME = ".msdbgrc"
+MAX_FILE_BYTES = 1 << 20  # a command file is text typed by someone; -x /dev/zero must not eat the memory
+_sourcing: set[str] = set()  # files being run by 'source' now: a file that sources itself is refused
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,16 @@ class CommandErrors(UsageError):
 
 
 def read_command_file(path: str) -> list[CommandSource]:
-    """The lines of a command file, each tagged with its file and line number."""
+    """The lines of a command file (UTF-8, a byte-order mark allowed, at most MAX_FILE_BYTES), each tagged with
+    its file and line number. A FIFO or device is refused rather than read (it may never end)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+            raise UsageError(f"command file {path}: not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise UsageError(f"command file {path}: larger than {MAX_FILE_BYTES >> 20} MB; not a command file")
+        lines = data.decode("utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"command file {path}: {reason}") from None
@@ -67,7 +75,7 @@ def run_commands(session: Session, sources: list[CommandSource]) -> list[str]:
     outputs, errors = [], []
     for source in sources:
         try:
-            output = execute(session, source.text)
+            output = run_line(session, source.text)
         except MsdbgError as exc:
             column = exc.column if isinstance(exc, UsageError) else None
             errors.append(f"{source.where(column)}: {exc}")
@@ -84,4 +92,11 @@ def run_commands(session: Session, sources: list[CommandSource]) -> list[str]:
 def source(session: Session, args: list[str]) -> str:
     if len(args) != 1:
         raise UsageError("usage: source FILE")
-    return "\n".join(run_commands(session, read_command_file(args[0])))
+    key = os.path.realpath(args[0])
+    if key in _sourcing:
+        raise UsageError(f"source {args[0]}: already being sourced (a file that sources itself)", arg=0)
+    _sourcing.add(key)
+    try:
+        return "\n".join(run_commands(session, read_command_file(args[0])))
+    finally:
+        _sourcing.discard(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from msdbg.commands.registry import command
 from msdbg.control import RunControl
 from msdbg.errors import UsageError
+from msdbg.numeric import POSITIVE_COUNT, parse_int
 from msdbg.session import Session
 
 
@@ -20,9 +21,9 @@ def _control(session: Session, verb: str) -> RunControl:
 def _count(args: list[str], verb: str, default: int | None) -> int | None:
     if not args:
         return default
-    if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
-        raise UsageError(f"usage: {verb} [N] with N a positive whole number")
-    return int(args[0])
+    if len(args) != 1:
+        raise UsageError(f"usage: {verb} [N] with N a positive whole number", arg=1 if len(args) > 1 else None)
+    return parse_int(args[0], f"{verb} N", POSITIVE_COUNT, arg=0)
 
 
 @command("continue", "continue [N]", "Run until a watchpoint hits, the training ends, or N more steps ran.",

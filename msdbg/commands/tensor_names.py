@@ -14,6 +14,7 @@ import bisect
 from typing import Iterable
 
 from msdbg.errors import UsageError
+from msdbg.numeric import is_ascii_int
 from msdbg.suggest import close_matches
 from msdbg.store.dumpdir import TensorEntry
 
@@ -129,7 +130,7 @@ def _last_part(name: str) -> str:
 def _parse_label(text: str) -> tuple[str, str, int]:
     """``NODE:io:slot`` or ``NODE`` (output 0)."""
     parts = text.rsplit(":", 2)
-    if len(parts) == 3 and parts[1] in ("input", "output") and parts[2].isdigit():
+    if len(parts) == 3 and parts[1] in ("input", "output") and is_ascii_int(parts[2]):
         return parts[0], parts[1], int(parts[2])
     return text, "output", 0
 

@@ -10,8 +10,10 @@ from msdbg.engine.conditions import CONDITIONS
 from msdbg.engine.diagnose import format_findings
 from msdbg.engine.watchpoints import unknown_condition
 from msdbg.engine.recommended import RECOMMENDED
+from msdbg.engine.watchpoints import Watchpoint
 from msdbg.errors import UsageError
-from msdbg.frontends.report import format_hit
+from msdbg.frontends.report import format_hit, summary
+from msdbg.numeric import COUNT, parse_int
 from msdbg.session import Session
 
 
@@ -23,7 +25,7 @@ def watch(session: Session, args: list[str]) -> str:
         raise UsageError("watch needs a condition, e.g. 'watch tensor_overflow'")
     if args == ["recommended"]:
         created = [session.watchpoints.add(name, dict(params), target) for name, params, target in RECOMMENDED]
-        return "\n".join(f"Watchpoint {w.describe()}" for w in created)
+        return "\n".join([*(f"Watchpoint {w.describe()}" for w in created), *_recheck(session, created)])
     condition, rest = args[0], list(enumerate(args[1:], start=1))
     target = None
     words = [word for _, word in rest]
@@ -41,7 +43,23 @@ def watch(session: Session, args: list[str]) -> str:
         params[name] = value
         positions[name] = index
     watchpoint = session.watchpoints.add(condition, params, target, positions)
-    return f"Watchpoint {watchpoint.describe()}"
+    return "\n".join([f"Watchpoint {watchpoint.describe()}", *_recheck(session, [watchpoint])])
+
+
+def _recheck(session: Session, created: list[Watchpoint]) -> list[str]:
+    """While paused at a step, new watchpoints are evaluated on it at once (MindInsight's recheck)."""
+    control = session.control
+    if control is None or control.state not in ("paused", "ended") or session.current is None:
+        return []
+    try:
+        result = session.evaluate_now(created)
+    except UsageError as exc:  # the step was pruned (--keep-steps): nothing to recheck
+        return [f"not checked on the current step: {exc}"]
+    lines = [f"msdbg: error: {error}" for error in result.errors]
+    if not result.hits:
+        return [*lines, f"checked step {session.current.iteration} of graph {session.current.graph}: no hit"]
+    return [*lines, f"checked step {session.current.iteration} of graph {session.current.graph}:",
+            *summary(result.hits)]
 
 
 def _numbers(session: Session, args: list[str], verb: str) -> list[int]:
@@ -167,9 +185,9 @@ def _ranks_info(session: Session) -> str:
 
 @command("rank", "rank N", "Look at rank N: the same graph and step on that rank (a dump with several ranks).")
 def rank(session: Session, args: list[str]) -> str:
-    if len(args) != 1 or not args[0].isdigit():
+    if len(args) != 1:
         raise UsageError("usage: rank N", arg=0 if args else None)
-    wanted = int(args[0])
+    wanted = parse_int(args[0], "rank N", COUNT, arg=0)
     ranks = session.dump.ranks() if session.dump else []
     if wanted not in ranks:
         raise UsageError(f"no rank {wanted}; ranks: {', '.join(map(str, ranks)) or 'none'}", arg=0)

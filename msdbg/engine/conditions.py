@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from msdbg.engine.stats import TensorStats
+from msdbg.numeric import ANY_NUMBER, COUNT, NON_NEGATIVE, PERCENTAGE, Range
 
 ANY = None
 WEIGHT = frozenset({"weight"})
@@ -36,6 +37,7 @@ class ParamSpec:
     name: str
     statistic: str | None = None
     default: float | None = None
+    valid: Range = ANY_NUMBER  # the values accepted when a watchpoint is created
 
     @property
     def compare(self) -> str:
@@ -220,10 +222,13 @@ def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
 
 
 _RANGE = (ParamSpec("range_start_inclusive"), ParamSpec("range_end_inclusive"),
-          ParamSpec("range_percentage_lt", "range_percentage"), ParamSpec("range_percentage_gt", "range_percentage"),
+          ParamSpec("range_percentage_lt", "range_percentage", valid=PERCENTAGE),
+          ParamSpec("range_percentage_gt", "range_percentage", valid=PERCENTAGE),
           ParamSpec("max_min_lt", "max_min"), ParamSpec("max_min_gt", "max_min"))
+_BETA = Range(low=0, high=1, low_open=True, high_open=True)
 _NONFINITE_COUNT_BOUNDS = ("nan_count_gt", "pos_inf_count_gt", "neg_inf_count_gt")
-_HEALTH = tuple(ParamSpec(f"{name}_count_gt", name) for name in ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos"))
+_HEALTH = tuple(ParamSpec(f"{name}_count_gt", name, valid=NON_NEGATIVE)
+                for name in ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos"))
 _UNAVAILABLE_OVERFLOW = ("operator_overflow reads the overflow dumps Ascend writes for ops that overflowed; CPU and "
                          "GPU write none, so use tensor_overflow (NaN/Inf in any tensor) there")
 
@@ -231,8 +236,8 @@ CONDITIONS: dict[str, Condition] = {
     c.name: c
     for c in (
         Condition("weight_initialization", "weights before the first update: all zero, or outside bounds", WEIGHT,
-                  "bounds", (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0), ParamSpec("max_gt", "max"),
-                             ParamSpec("min_lt", "min")), initial=True),
+                  "bounds", (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0, PERCENTAGE),
+                             ParamSpec("max_gt", "max"), ParamSpec("min_lt", "min")), initial=True),
         Condition("weight_overflow", "NaN or +/-Inf in a weight", WEIGHT, "overflow"),
         Condition("gradient_exploding", "NaN or +/-Inf in a gradient", GRADIENT, "overflow"),
         Condition("tensor_overflow", "NaN or +/-Inf in any tensor", ANY, "overflow"),
@@ -245,13 +250,14 @@ CONDITIONS: dict[str, Condition] = {
                   _value_bounds("small")),
         Condition("tensor_too_small", "a tensor's statistics below bounds", ANY, "bounds", _value_bounds("small")),
         Condition("tensor_all_zero", "at least zero_percentage_ge percent of elements are 0", ANY, "bounds",
-                  (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0),)),
+                  (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0, PERCENTAGE),)),
         Condition("weight_not_changed", "every element within atol + rtol*|prev| of the previous step", WEIGHT,
-                  "unchanged", (ParamSpec("rtol", None, 1e-5), ParamSpec("atol", None, 1e-8)), needs_previous=True),
+                  "unchanged", (ParamSpec("rtol", None, 1e-5, NON_NEGATIVE), ParamSpec("atol", None, 1e-8, NON_NEGATIVE)),
+                  needs_previous=True),
         Condition("weight_change_too_large", "mean|cur-prev| / mean|prev| above the bound", WEIGHT, "bounds",
-                  (ParamSpec("abs_mean_update_ratio_gt", "update_ratio", 0.1),), needs_previous=True),
+                  (ParamSpec("abs_mean_update_ratio_gt", "update_ratio", 0.1, NON_NEGATIVE),), needs_previous=True),
         Condition("weight_change_too_small", "mean|cur-prev| / mean|prev| below the bound", WEIGHT, "bounds",
-                  (ParamSpec("abs_mean_update_ratio_lt", "update_ratio", 1e-4),), needs_previous=True),
+                  (ParamSpec("abs_mean_update_ratio_lt", "update_ratio", 1e-4, NON_NEGATIVE),), needs_previous=True),
         Condition("activation_range", "share of an activation inside [start, end], or its max-min spread",
                   ACTIVATION, "bounds", _RANGE, needs_range=True),
         Condition("tensor_range", "share of a tensor inside [start, end], or its max-min spread", ANY, "bounds",
@@ -260,27 +266,30 @@ CONDITIONS: dict[str, Condition] = {
                   "with no bound, any NaN/Inf", ANY, "health", _HEALTH),
         Condition("tensor_turbulence", "norm or |mean| jumps above (1+threshold) x its running average (EMA with "
                   "factor beta, after warmup steps): loss and gradient spikes", ANY, "turbulence",
-                  (ParamSpec("threshold", None, 1.0), ParamSpec("beta", None, 0.99), ParamSpec("warmup", None, 3.0)),
+                  (ParamSpec("threshold", None, 1.0, NON_NEGATIVE), ParamSpec("beta", None, 0.99, _BETA),
+                   ParamSpec("warmup", None, 3.0, COUNT)),
                   history=True),
         Condition("rank_weight_mismatch", "a weight differs between ranks at the same step (at the first step: "
                   "different initial weights, no common seed or checkpoint)", WEIGHT, "cross_rank",
-                  (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
+                  (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0, NON_NEGATIVE),), cross_rank=True),
         Condition("rank_gradient_mismatch", "the (all-reduced) gradient of a parameter differs between ranks "
                   "at the same step, in data-parallel training", GRADIENT, "cross_rank",
-                  (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
+                  (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0, NON_NEGATIVE),), cross_rank=True),
         Condition("input_too_large", "a data input's statistics above bounds: features not normalised", INPUT,
                   "bounds", _value_bounds("large")),
         Condition("input_turbulence", "a data batch whose norm jumps above (1+threshold) x the running "
                   "average of earlier batches: abnormal values in the data", INPUT, "turbulence",
-                  (ParamSpec("threshold", None, 3.0), ParamSpec("beta", None, 0.9), ParamSpec("warmup", None, 3.0)),
-                  history=True, mean_jumps=False),
+                  (ParamSpec("threshold", None, 3.0, NON_NEGATIVE), ParamSpec("beta", None, 0.9, _BETA),
+                   ParamSpec("warmup", None, 3.0, COUNT)), history=True, mean_jumps=False),
         Condition("label_out_of_range", "class labels outside [0, classes) of the loss (or OneHot) reading them",
                   INPUT, "labels", labels=True),
         Condition("label_imbalance", "over the run so far (after min_steps batches) a class holds under "
                   "class_percentage_lt percent of the labels", INPUT, "labels",
-                  (ParamSpec("class_percentage_lt", None, 1.0), ParamSpec("min_steps", None, 10.0)), labels=True),
+                  (ParamSpec("class_percentage_lt", None, 1.0, PERCENTAGE), ParamSpec("min_steps", None, 10.0, COUNT)),
+                  labels=True),
         Condition("label_unshuffled", "single_class_steps_ge batches in a row each hold one class only (data sorted "
-                  "by label)", INPUT, "labels", (ParamSpec("single_class_steps_ge", None, 3.0),), labels=True),
+                  "by label)", INPUT, "labels", (ParamSpec("single_class_steps_ge", None, 3.0, COUNT),),
+                  labels=True),
         Condition("operator_overflow", "an op overflowed (Ascend overflow dump)", ANY, "overflow",
                   available=False, unavailable_reason=_UNAVAILABLE_OVERFLOW),
     )

@@ -141,6 +141,8 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
                 watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
+        except ValueError as exc:  # a tensor the statistics cannot read (e.g. a dtype its file name contradicts)
+            result.errors.append(f"tensor file {entry.path}: {exc}")
     try:
         result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
                                         history.labels))
@@ -275,6 +277,11 @@ class _TensorEvaluation:
             if previous is None:
                 self.result.notes.append(f"watchpoint {watchpoint.number}: no previous step to compare {name} with "
                                          f"at step {self.entry.step.iteration} ({self.entry.step.place})")
+                return None
+            if np.shape(previous) != np.shape(self.current.array):
+                self.result.notes.append(
+                    f"watchpoint {watchpoint.number}: {name} changed shape from {np.shape(previous)} to "
+                    f"{np.shape(self.current.array)} at step {self.entry.step.iteration}; not compared there")
                 return None
             return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
                                     atol=params.get("atol", 1e-8))

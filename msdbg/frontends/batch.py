@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Iterable, Iterator
 
 from msdbg.commands.scripts import CommandSource, run_commands
 from msdbg.engine.diagnose import format_findings
 from msdbg.errors import UsageError
-from msdbg.frontends.capture_run import RunOptions, run_under_capture, start_recording, stop_recording
+from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture, start_recording, stop_recording
 from msdbg.frontends.report import summary
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir
@@ -29,6 +30,7 @@ def run_batch(options: RunOptions) -> int:
     """Train under capture, evaluate every step at its end, report; exit 0 clean, 1 hits, 2 bad input."""
     session = Session()
     apply_commands(session, options.commands)
+    check_output_path(options.json_out, launcher_rank())
 
     def report_steps(results: list) -> None:
         for key, result in results:
@@ -36,8 +38,6 @@ def run_batch(options: RunOptions) -> int:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
                 print(f"msdbg: step {key.iteration} {key.place}: {len(result.hits)} hits, origin "
                       f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
-            for error in result.errors:
-                print(f"msdbg: error: {error}", file=sys.stderr)
 
     script_code = run_under_capture(options, session, report_steps, overlap_steps=True)
     return finish(session, options.json_out, script_code, trained=True)
@@ -75,7 +75,9 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
     if session.record_path:
         print(f"msdbg: flight recording: {session.record_path}  (msdbg open {session.record_path})")
     if session.errors:
-        print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
+        for error in session.errors:
+            print(f"msdbg: error: {error}", file=sys.stderr)
+        print(f"msdbg: {len(session.errors)} problem(s) with the dump (above); every other tensor was checked",
               file=sys.stderr)
         return EXIT_BAD_INPUT
     if not unchecked and not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
@@ -107,6 +109,22 @@ def report_document(session: Session) -> dict:
             "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
 
 
+def check_output_path(path: str | None, rank: int | None) -> None:
+    """Refuse a ``--json`` path that cannot be written before any step runs (else the report is lost at the end).
+    A file this check creates is removed again."""
+    if not path:
+        return
+    target = path.replace("{rank}", str(rank if rank is not None else 0))
+    existed = os.path.lexists(target)
+    try:
+        with open(target, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--json {target}: {exc.strerror}") from None
+    if not existed:
+        os.unlink(target)
+
+
 def write_json(session: Session, path: str) -> None:
     """Write the JSON report; ``{rank}`` in the path becomes this process's rank (one file per launched rank)."""
     path = path.replace("{rank}", str(session.rank if session.rank is not None else 0))
@@ -124,6 +142,10 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
     apply_commands(session, commands)
+    check_output_path(json_out, None)
+    if not session.watchpoints.active():
+        raise UsageError("no watchpoints, so nothing would be checked: give them with -c 'watch CONDITION' or "
+                         "-x FILE (-c 'watch recommended' for a default set)")
     every = session.dump.steps()
     if not every:
         raise UsageError(f"dump directory {root}: holds no rank_N/NET/GRAPH/ITERATION folders")

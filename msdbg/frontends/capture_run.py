@@ -11,12 +11,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
+from msdbg.capture.diskfull import DiskGuard
 from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data, dump_config,
                                       install_dump_config)
 from msdbg.capture.dumppath import MindSporePath, private_dump_dir
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
+from msdbg.numeric import is_ascii_int
 from msdbg.session import Session
 from msdbg.store.dumpdir import PYNATIVE_NET, DumpDir, StepKey
 from msdbg.store.pynative import PyNativeSteps
@@ -69,7 +71,7 @@ class _Overlap:
 def launcher_rank() -> int | None:
     """This process's rank when a launcher (msrun, mpirun with MindSpore's env) started it, else None."""
     value = os.environ.get("RANK_ID", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if is_ascii_int(value) else None
 
 
 def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[str, bool]:
@@ -95,6 +97,49 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
 def compares_with_previous(session: Session) -> bool:
     """Whether an active watchpoint judges weights before an update (initial values, change from before)."""
     return any(w.condition.initial or w.condition.needs_previous for w in session.watchpoints.active())
+
+
+def lock_dump_dir(path: str, rank: int | None) -> str:
+    """Claim a ``--dump-dir`` for this run (and rank): a second msdbg on it would read this run's files as its own.
+    Returns the lock file to remove at the end; a lock left by a process that no longer runs is taken over."""
+    lock = os.path.join(path, f".msdbg-lock-rank_{rank or 0}")
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None:
+                raise UsageError(f"--dump-dir {path}: in use by another msdbg run (PID {owner}); use another "
+                                 "directory") from None
+            try:
+                os.unlink(lock)  # stale: its process is gone
+            except FileNotFoundError:
+                pass
+            continue
+        except OSError as exc:
+            raise UsageError(f"--dump-dir {path}: cannot be written ({exc.strerror})") from None
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(str(os.getpid()))
+        return lock
+    raise UsageError(f"--dump-dir {path}: another msdbg run is starting on it; use another directory")
+
+
+def _lock_owner(lock: str) -> int | None:
+    """The PID holding a lock file, when that process still runs."""
+    try:
+        with open(lock, encoding="ascii", errors="replace") as handle:
+            text = handle.read(32).strip()
+    except OSError:
+        return None
+    if not is_ascii_int(text):
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's live process
+        pass
+    return int(text)
 
 
 def outputs_suffice(session: Session, config_dir: str) -> bool:
@@ -156,6 +201,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         start_recording(session, options.record.replace("{rank}", str(rank or 0)), options.script,
                         [options.script, *options.script_args])
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
+    lock = None if owned else lock_dump_dir(dump_root, rank)
     fast = config_dir = for_mindspore = None
     script_code = None
     try:
@@ -186,6 +232,17 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                                 config_dir)
 
         trash = retention.Trash()
+        disk = DiskGuard(dump.rank_dir(rank or 0))
+
+        def skip_unchecked_steps() -> None:
+            """The disk is full: drop the steps not checked yet, say so once (see capture/diskfull.py)."""
+            skipped = [k for k in dump.steps() if k not in session.done and (rank is None or k.rank == rank)]
+            session.done.update(skipped)
+            message = disk.drop([(k.iteration, dump.step_dir(k)) for k in skipped])
+            if message:
+                session.errors.append(message)  # the batch report prints it once, at the end
+                if options.interactive:
+                    print(f"msdbg: error: {message}", file=sys.stderr, flush=True)
 
         def evaluate(keys: list[StepKey]) -> None:
             """Delete the folders pruned at the barrier; evaluate and report these complete steps."""
@@ -196,7 +253,11 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                 print("msdbg: internal error while evaluating a step (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)
                 return
-            on_steps(results)
+            try:
+                on_steps(results)
+            except Exception:  # StopTraining ('quit') is no Exception and ends the script as asked
+                print("msdbg: internal error at a step boundary (training goes on):\n"
+                      + traceback.format_exc(), file=sys.stderr)
 
         def housekeeping() -> None:
             """At the barrier, the training stopped: prune the evaluated steps, move the dump off memory if due."""
@@ -217,6 +278,11 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                 housekeeping()
             if recorder is not None and recorder.busy:  # a graph run inside a recorded PyNative call (the
                 session.skip_new_steps(dump)           # optimizer's own jit): that step is recorded as a whole
+                if overlap is None:
+                    housekeeping()
+                return
+            if disk.full():
+                skip_unchecked_steps()
                 if overlap is None:
                     housekeeping()
                 return
@@ -270,3 +336,13 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             fast.remove()
         if owned:
             shutil.rmtree(dump_root, ignore_errors=True)
+        if lock is not None:
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass
+        if lock is not None:
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass

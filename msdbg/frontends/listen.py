@@ -5,17 +5,24 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 from msdbg.control import RunControl
-from msdbg.frontends.batch import apply_commands, finish
-from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.batch import apply_commands, check_output_path, finish
+from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture
+from msdbg.frontends.interrupts import take_interrupt
 from msdbg.remote.agent import Agent, announce
 from msdbg.session import Session
 
 
 def _on_steps(session: Session, control: RunControl, agent: Agent):
     def on_steps(results: list) -> None:
+        if take_interrupt():  # only under 'run --listen', which blocks SIGINT: Ctrl-C in the training's terminal
+            if agent.client is None:  # as Python's own Ctrl-C would, but at a step boundary (the script may catch it)
+                print("msdbg: Ctrl-C at a step boundary, no client attached", file=sys.stderr, flush=True)
+                raise KeyboardInterrupt
+            control.pause_requested = True
         control.steps_done(session.count_training_steps(results))
         agent.at_boundary([hit for _, result in results for hit in result.hits])
 
@@ -28,6 +35,7 @@ def run_listening(options: RunOptions, listen: str | None) -> int:
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
     apply_commands(session, options.commands)
+    check_output_path(options.json_out, launcher_rank())
     agent = Agent(session, control, listen, options.script)
 
     def after_training(code: int) -> None:
@@ -64,8 +72,12 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
     on_steps = _on_steps(session, control, agent)
 
     def at_barrier() -> None:
-        on_steps(session.evaluate_new_steps())
-        retention.prune(session.dump, session.done, keep_steps)
+        try:
+            on_steps(session.evaluate_new_steps())
+            retention.prune(session.dump, session.done, keep_steps)
+        except Exception as exc:  # a bug in msdbg must not end the training it was enabled in
+            print(f"msdbg: internal error at a step boundary (training goes on): {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
 
     uninstall = barrier.install(at_barrier)
 

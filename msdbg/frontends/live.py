@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from typing import Callable, Protocol
 
-from msdbg.commands import execute, lookup, split_line
+from msdbg.commands import lookup, run_line, split_line
 from msdbg.commands.display import render_displays
 from msdbg.control import RunControl, StopTraining
 from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands
 from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.interrupts import block_interrupts, discard_typeahead, take_interrupt
 from msdbg.frontends.report import summary
 from msdbg.repl.pager import show
 from msdbg.session import Session
@@ -46,7 +46,7 @@ def interact(session: Session, reader: Reader) -> None:
             words = split_line(line)
             if words and lookup(words[0]).name in _REPEATABLE:
                 control.repeatable = line
-            output = execute(session, line)
+            output = run_line(session, line)
         except MsdbgError as exc:
             output = f"*** {exc}"
         if output:
@@ -76,11 +76,11 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
             raise StopTraining
         control.state = "running"
 
-    interrupts = InterruptToPause(control)
+    ctrl_c = [False]  # a Ctrl-C taken at a boundary that had no step to pause after is still owed its pause
 
     def on_steps(results: list) -> None:
-        interrupts.deliver_pending()
-        interrupted = control.pause_requested
+        if take_interrupt():
+            control.pause_requested = ctrl_c[0] = True
         hits = [hit for _, result in results for hit in result.hits]
         control.steps_done(session.count_training_steps(results))
         for _, result in results:
@@ -92,14 +92,16 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
             session.current = hits[0].entry.step
             print("msdbg: watchpoint hit\n" + "\n".join(summary(hits)), flush=True)
         else:
-            reason = " (Ctrl-C)" if interrupted else ""
+            reason = " (Ctrl-C)" if ctrl_c[0] else ""
             print(f"msdbg: paused after step {session.current.iteration} ({session.current.place}){reason}",
                   flush=True)
-        control.pause_requested = False
+        control.pause_requested = ctrl_c[0] = False
         control.state = "paused"
+        discard_typeahead()
         if session.displays:
             show(render_displays(session))
         interact(session, reader)
+        take_interrupt()  # a Ctrl-C pressed while paused (e.g. during a long command) does not pause again
         if control.resume == "quit":
             raise StopTraining
         control.state = "running"
@@ -114,38 +116,10 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
                   flush=True)
             interact(session, reader)
 
-    with interrupts:
-        try:
-            return run_under_capture(options, session, on_steps, before_training, after_training)
-        except StopTraining:
-            return control.exit_code or 0
-
-
-class InterruptToPause:
-    """Ctrl-C pauses the training at the next step boundary instead of killing it.
-
-    MindSpore replaces the SIGINT handler on every graph run and its handler ends the process. So SIGINT is
-    blocked before MindSpore is imported (every thread it starts inherits the mask), stays pending while
-    training runs, and is delivered to msdbg's handler at each step boundary. Ctrl-\\ (SIGQUIT) still kills.
-    """
-
-    def __init__(self, control: RunControl):
-        self.control = control
-
-    def _handler(self, signum, frame) -> None:
-        self.control.pause_requested = True
-
-    def __enter__(self) -> "InterruptToPause":
-        self.previous = signal.signal(signal.SIGINT, self._handler)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        return self
-
-    def deliver_pending(self) -> None:
-        """Take a Ctrl-C that arrived during the step (called at each step boundary)."""
-        signal.signal(signal.SIGINT, self._handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-    def __exit__(self, *exc_info) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    block_interrupts()  # cli.main blocked SIGINT before any import; this covers a direct call
+    try:
+        return run_under_capture(options, session, on_steps, before_training, after_training)
+    except StopTraining:
+        return control.exit_code or 0
+    finally:
+        take_interrupt()

@@ -18,9 +18,10 @@ import sys
 import threading
 from typing import Any
 
-from msdbg.commands import execute
+from msdbg.commands import run_line
 from msdbg.control import RunControl
 from msdbg.errors import MsdbgError
+from msdbg.frontends.interrupts import start_thread
 from msdbg.frontends.report import summary
 from msdbg.remote.protocol import VERSION, parse_listen, receive, send, socket_path
 from msdbg.session import Session
@@ -64,7 +65,7 @@ class Agent:
             how = f"msdbg attach tcp:{self.host}:{self.port} --token {self.token}"
         server.listen(2)
         self.server = server
-        threading.Thread(target=self._accept, daemon=True, name="msdbg-agent").start()
+        start_thread(self._accept, name="msdbg-agent")
         return how
 
     def _accept(self) -> None:
@@ -73,7 +74,7 @@ class Agent:
                 conn, _ = self.server.accept()
             except OSError:
                 return
-            threading.Thread(target=self._greet, args=(conn,), daemon=True).start()
+            start_thread(self._greet, conn, name="msdbg-agent-client")
 
     def _greet(self, conn: socket.socket) -> None:
         stream = conn.makefile("rwb")
@@ -159,7 +160,7 @@ class Agent:
             return
         line = str(message.get("cmd", ""))
         try:
-            output = execute(self.session, line)
+            output = run_line(self.session, line)
             self._notify({"output": output, "state": self.control.state})
         except MsdbgError as exc:
             self._notify({"error": str(exc)})

@@ -14,6 +14,7 @@ import tempfile
 from typing import Any, BinaryIO
 
 from msdbg.errors import UsageError
+from msdbg.numeric import is_ascii_int
 
 VERSION = 1
 
@@ -40,7 +41,7 @@ def parse_listen(text: str | None) -> tuple[str, str, int]:
         return "unix", "", 0
     kind, _, rest = text.partition(":")
     host, _, port = rest.rpartition(":")
-    if kind != "tcp" or not host or not port.isdigit():
+    if kind != "tcp" or not host or not is_ascii_int(port):
         raise UsageError(f"--listen {text!r}: expected 'tcp:127.0.0.1:PORT'")
     return "tcp", host, int(port)
 
@@ -48,7 +49,7 @@ def parse_listen(text: str | None) -> tuple[str, str, int]:
 def connect(target: str) -> socket.socket:
     """Connect to ``PID`` (its Unix socket) or ``tcp:HOST:PORT``; UsageError naming the target if impossible."""
     try:
-        if target.isdigit():
+        if is_ascii_int(target):
             path = socket_path(int(target))
             if not os.path.exists(path):
                 raise UsageError(f"attach {target}: no msdbg agent for PID {target} ({path} does not exist); start "

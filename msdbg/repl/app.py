@@ -50,14 +50,16 @@ class PromptReader:
             input=input, output=output)
 
     def read(self) -> str | None:
-        """One line; None at end of input (Ctrl-D); '' after Ctrl-C."""
-        try:
-            with patch_stdout(raw=True):
-                return self.prompt.prompt()
-        except EOFError:
-            return None
-        except KeyboardInterrupt:
-            return ""
+        """One line; None at end of input (Ctrl-D). Ctrl-C clears the line and prompts again (as pdb and IPython
+        do): it never becomes an empty line, which would repeat the last step."""
+        while True:
+            try:
+                with patch_stdout(raw=True):
+                    return self.prompt.prompt()
+            except EOFError:
+                return None
+            except KeyboardInterrupt:
+                continue
 
 
 class LineReader:

@@ -17,6 +17,7 @@ import numpy as np
 
 from msdbg.errors import MsdbgError
 from msdbg.engine.stats import TensorStats
+from msdbg.numeric import is_ascii_int
 from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
 from msdbg.store.graph import Graph, Node, TensorRole, is_optimizer_state_name, read_graph
 from msdbg.store.npyfile import NpyLayout, TensorFileError, open_npy, read_header
@@ -24,7 +25,7 @@ from msdbg.store.placement import KernelKey, dumped_kernels, place_kernels
 from msdbg.store.pbreader import GraphError
 from msdbg.store.statistic import StatisticRow, read_statistic_csv
 
-_RANK_DIR = re.compile(r"^rank_(\d+)$")
+_RANK_DIR = re.compile(r"^rank_([0-9]+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
@@ -147,12 +148,32 @@ class DumpDir:
         self.root = root
         self._graphs: dict[tuple[int, int], Graph | None] = {}
         self.graph_errors: dict[tuple[int, int], str] = {}
+        # unreadable folders, graph files and statistic.csv files, one line each naming it (see problems_since)
+        self.problems: list[str] = []
         self._listings: OrderedDict[StepKey, _Listing] = OrderedDict()
         self._placements: dict[tuple[int, int], tuple[frozenset, dict[KernelKey, Node | None]]] = {}
 
     # ----- structure ----------------------------------------------------------------------------
     def ranks(self) -> list[int]:
-        return sorted(int(m[1]) for name in _listdir(self.root) if (m := _RANK_DIR.match(name)))
+        return sorted(int(m[1]) for name in self._listdir(self.root) if (m := _RANK_DIR.match(name)))
+
+    def _listdir(self, path: str) -> list[str]:
+        """The names in a folder; an unreadable one is a problem (named once), a missing one is empty."""
+        try:
+            return os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            self._problem(f"dump folder {path}: {exc.strerror}; skipped")
+            return []
+
+    def _problem(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+
+    def _numeric_dirs(self, path: str) -> list[int]:
+        return sorted(int(name) for name in self._listdir(path)
+                      if is_ascii_int(name) and os.path.isdir(os.path.join(path, name)))
 
     def rank_dir(self, rank: int) -> str:
         return os.path.join(self.root, f"rank_{rank}")
@@ -162,12 +183,12 @@ class DumpDir:
         keys = []
         for rank in self.ranks():
             rank_dir = self.rank_dir(rank)
-            for net in _listdir(rank_dir):
+            for net in self._listdir(rank_dir):
                 net_dir = os.path.join(rank_dir, net)
                 if net in _RESERVED or not os.path.isdir(net_dir):
                     continue
-                for graph in _numeric_dirs(net_dir):
-                    for iteration in _numeric_dirs(os.path.join(net_dir, str(graph))):
+                for graph in self._numeric_dirs(net_dir):
+                    for iteration in self._numeric_dirs(os.path.join(net_dir, str(graph))):
                         keys.append(StepKey(rank, net, graph, iteration))
         return sorted(keys)
 
@@ -183,6 +204,8 @@ class DumpDir:
             except GraphError as exc:
                 self._graphs[cache_key] = None
                 self.graph_errors[cache_key] = str(exc)
+                if exc.unreadable:
+                    self._problem(str(exc))
         return self._graphs[cache_key]
 
     def owns(self, key: StepKey) -> bool:
@@ -234,12 +257,16 @@ class DumpDir:
         """A step's entries, each placed in the graph (placement.py) and ordered by when its kernel ran."""
         graph = self.graph(key.rank, key.graph)
         files: list[tuple[str, TensorFileName, StatisticRow | None]] = []
-        for name in _listdir(folder):
+        names = self._listdir(folder)
+        for name in names:
             parsed = parse_tensor_filename(name)
             if parsed is not None:
                 files.append((os.path.join(folder, name), parsed, None))
-            elif name == STATISTIC_FILE:
-                files.extend(_statistic_files(os.path.join(folder, name)))
+        if STATISTIC_FILE in names and not files:  # beside tensor files (saved_data 'full') it repeats them
+            try:
+                files.extend(_statistic_files(os.path.join(folder, STATISTIC_FILE)))
+            except TensorFileError as exc:  # the other steps, and this step's other files, are still checked
+                self._problem(str(exc))
         kernels = dumped_kernels([(f.op_type, f.op_name, f.timestamp) for _, f, _ in files])
         placed = self._placement(key, kernels, graph, files)
         run_order = {(k.op_type, k.op_name): i for i, k in enumerate(kernels)}
@@ -318,19 +345,3 @@ def _role_without_graph(parsed: TensorFileName) -> TensorRole:
             return TensorRole("optimizer_state", name)
         return TensorRole("weight", name)
     return TensorRole("activation", None)
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _numeric_dirs(path: str) -> list[int]:
-    """The folders named by a number under ``path``, as numbers, in order (one scandir: no stat per name)."""
-    try:
-        with os.scandir(path) as entries:
-            return sorted(int(entry.name) for entry in entries if entry.name.isdigit() and entry.is_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []

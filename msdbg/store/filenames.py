@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 _TAIL = re.compile(
     r"\.(?P<task>\d+)\.(?P<stream>\d+)\.(?P<timestamp>\d+)\.(?P<io>input|output)\.(?P<slot>\d+)"
-    r"\.(?P<format>[^.]+)(?:\.(?P<dtype>[^.]+))?\.npy$"
+    r"\.(?P<format>[^.]+)(?:\.(?P<dtype>[^.]+))?\.npy$",
+    re.ASCII,  # \d: ASCII digits only ('٣' is a Unicode digit int() reads as 3)
 )
 
 

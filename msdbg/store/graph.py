@@ -8,13 +8,14 @@ Built from the files MindSpore writes beside the tensors of each rank:
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from msdbg.store.filenames import dump_op_name, dump_param_name
-from msdbg.store.pbreader import read_rows
+from msdbg.store.pbreader import GraphError, read_rows
 
 #: Optimizer update ops: op type -> input slot of the gradient (the variable is slot 0).
 OPTIMIZER_GRAD_SLOT = {
@@ -393,7 +394,7 @@ def is_mindspore_path(path: str) -> bool:
 
 # ----- readers ----------------------------------------------------------------------------------
 _IR_FULLNAME = re.compile(r"#\s*Fullname with scope:\s*\((?P<name>[^)]*)\)")
-_IR_SOURCE = re.compile(r"#\s*In file (?P<path>.+?):(?P<line>\d+)(?:~\d+)?(?:,\s*[\d~]+)?/(?P<code>.*)/\s*$")
+_IR_SOURCE = re.compile(r"#\s*In file (?P<path>.+?):(?P<line>\d+)(?:~\d+)?(?:,\s*[\d~]+)?/(?P<code>.*)/\s*$", re.ASCII)
 _IR_PARAM = re.compile(r"^%para\d+_(?P<name>\S+?):\s*<(?P<kind>Ref\[|Tensor|[A-Za-z]+)")
 _IR_NODE_START = re.compile(r"^\s*(%\d+\(|Return\(|subgraph |})")
 
@@ -404,10 +405,14 @@ def read_graph(rank_dir: str, graph_id: int) -> Graph:
     ir_path = os.path.join(rank_dir, "graphs", f"ms_output_trace_code_graph_{graph_id}.ir")
     order_path = os.path.join(rank_dir, "execution_order", f"ms_execution_order_graph_{graph_id}.csv")
     nodes = _read_pb_nodes(pb_path)
-    sources, param_kinds = _read_ir(ir_path) if os.path.exists(ir_path) else ({}, {})
+    try:
+        sources, param_kinds = _read_ir(ir_path) if os.path.exists(ir_path) else ({}, {})
+        order = _read_exec_order(order_path)
+    except OSError as exc:
+        raise GraphError(f"graph file {exc.filename}: {exc.strerror}", unreadable=True) from None
     for node in nodes:
         node.source = sources.get(node.full_name, [])
-    return Graph(graph_id, nodes, param_kinds, _read_exec_order(order_path))
+    return Graph(graph_id, nodes, param_kinds, order)
 
 
 def _read_pb_nodes(path: str) -> list[Node]:
@@ -420,6 +425,7 @@ def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:
     sources: dict[str, list[SourceLine]] = {}
     param_kinds: dict[str, bool] = {}
     current: list[SourceLine] | None = None
+    _check_regular(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             stripped = line.strip()
@@ -443,9 +449,16 @@ def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:
     return sources, param_kinds
 
 
+def _check_regular(path: str) -> None:
+    """Refuse a folder, FIFO or device where a text file belongs (a FIFO would block the read)."""
+    if not os.path.isfile(path):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+
+
 def _read_exec_order(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
+    _check_regular(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
         lines = [line.strip() for line in handle]
     return [line for line in lines[1:] if line]

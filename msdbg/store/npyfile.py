@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,9 @@ SMALL_FILE_BYTES = 1 << 20
 _HEADER_READ = 4096
 _HEADERS: dict[bytes, tuple[tuple[int, ...], bool, np.dtype, int]] = {}
 _HEADERS_KEPT = 4096
+# What msdbg computes statistics on: bool, signed and unsigned integers, floats (bfloat16 arrives as raw bits in
+# an integer or void type of 2 bytes; the file name says so and stats decodes it).
+_NUMERIC_KINDS = set("biuf")
 
 
 class TensorFileError(MsdbgError):
@@ -71,16 +75,19 @@ def open_npy(path: str) -> np.ndarray:
 def _read(path: str) -> tuple[NpyLayout, bytes]:
     """The layout of a ``.npy`` file and its first bytes (all of a small file), in one read."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
         try:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block the read, or never end
+                raise TensorFileError(f"tensor file {path}: not a regular file; skipped")
+            size = info.st_size
             data = os.read(fd, size if size <= SMALL_FILE_BYTES + _HEADER_READ else _HEADER_READ)
         finally:
             os.close(fd)
     except FileNotFoundError:
         raise TensorFileError(f"tensor file {path}: does not exist") from None
     except OSError as exc:
-        raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
+        raise TensorFileError(f"tensor file {path}: {exc.strerror}") from None
     shape, fortran, dtype, offset = _header(path, data)
     count = _count(shape)
     expected = offset + count * dtype.itemsize
@@ -117,10 +124,15 @@ def _parse_header(path: str, handle: io.BytesIO) -> tuple[tuple[int, ...], bool,
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # NumPy's header parser raises ValueError, SyntaxError, tokenize.TokenError, ...
         raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
     if dtype.hasobject:
         raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
+    if dtype.kind not in _NUMERIC_KINDS and not (dtype.kind == "V" and dtype.itemsize == 2 and not dtype.names):
+        raise TensorFileError(f"tensor file {path}: dtype {dtype} is not a tensor dtype msdbg reads "
+                              "(bool, integer or floating point)")
+    if any(dim < 0 for dim in shape):
+        raise TensorFileError(f"tensor file {path}: negative dimension in shape {tuple(shape)}")
     return tuple(shape), bool(fortran), dtype, handle.tell()
 
 

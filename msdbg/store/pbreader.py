@@ -31,7 +31,12 @@ _GRAPH_ERROR_EXIT = 3
 
 
 class GraphError(MsdbgError):
-    """A graph file that cannot be used (missing, corrupt)."""
+    """A graph file that cannot be used (missing, corrupt). ``unreadable``: it exists but cannot be read (a bad
+    input, reported as an error); a missing one only means nodes are named from file names."""
+
+    def __init__(self, message: str, *, unreadable: bool = False):
+        super().__init__(message)
+        self.unreadable = unreadable
 
 
 def read_rows(path: str) -> list[Row]:
@@ -40,6 +45,10 @@ def read_rows(path: str) -> list[Row]:
         size = os.path.getsize(path)
     except FileNotFoundError:
         raise GraphError(f"graph file {path}: does not exist") from None
+    except OSError as exc:
+        raise GraphError(f"graph file {path}: {exc.strerror}", unreadable=True) from None
+    if not os.path.isfile(path):
+        raise GraphError(f"graph file {path}: not a regular file", unreadable=True)
     if size > CHILD_PARSE_BYTES and _pure_python_protobuf():
         rows = _rows_from_child(path)
         if rows is not None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -65,6 +66,8 @@ class StatisticRow:
 
 def read_statistic_csv(path: str) -> list[StatisticRow]:
     """All rows of a statistic.csv; raises TensorFileError naming the file and line when it is malformed."""
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the read
+        raise TensorFileError(f"statistic file {path}: not a regular file; skipped")
     try:
         with open(path, "rb") as handle:
             data = handle.read()

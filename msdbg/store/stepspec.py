@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from msdbg.errors import UsageError
+from msdbg.numeric import is_ascii_int
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ def parse_step_spec(text: str) -> StepSpec:
     ranges = []
     for part in text.split("|"):
         low, sep, high = part.strip().partition("-")
-        if not low.isdigit() or (sep and not high.isdigit()):
+        if not is_ascii_int(low) or (sep and not is_ascii_int(high)):
             raise UsageError(f"--steps {text!r}: bad part {part!r}; expected 'all' or e.g. '0|5-8|100-120'")
         start, end = int(low), int(high) if sep else int(low)
         if start > end:
