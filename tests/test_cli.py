@@ -43,5 +43,7 @@ def test_demo_runs_with_its_watch_file(tmp_path):
     import json
     document = json.loads(out.read_text())
     assert any(h["first_offending"] and h["op_type"] == "Log" for h in document["hits"])
-    assert [d["rule"] for d in document["diagnosis"]] == ["log_of_nonpositive"]
+    roots = [d["rule"] for d in document["diagnosis"] if d["consequence_of"] is None]
+    assert roots == ["log_of_nonpositive"]
+    assert {d["rule"]: d["consequence_of"] for d in document["diagnosis"]}.get("loss_nonfinite") == "log_of_nonpositive"
     assert document["unexplained"] == []

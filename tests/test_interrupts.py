@@ -110,7 +110,7 @@ def test_ctrl_c_at_the_prompt_clears_a_half_typed_line_and_does_not_step_and_typ
     term.type("\x03")  # at the prompt after a step: clears, does not repeat the step
     term.pump(0.3)
     term.type("info step\r")
-    term.wait_for(r"at step 2 of graph 0", since=mark)
+    term.wait_for(r"at step 2 \(graph 0", since=mark)
     term.type("quit\r")
     assert term.exit_code() == 0
     assert "step 3 loss" not in term.screen
