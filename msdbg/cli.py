@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     attach = sub.add_parser("attach", help="attach to a training started with --listen or msdbg.enable()",
                             description="Open the debugger on a running training, as gdb -p does.")
     attach.add_argument("target", metavar="TARGET", help="the training's PID, or tcp:HOST:PORT")
-    attach.add_argument("--token", help="the token printed by a tcp listener")
+    attach.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _dispatch
+    attach.add_argument("--token-file", metavar="FILE",
+                        help="the token of a tcp listener, in a file only you can read (default: MSDBG_TOKEN, "
+                             "else the token file the training wrote, for the same user)")
     attach.add_argument("--batch", action="store_true", help="run the commands, print the hits so far, detach")
     _add_command_options(attach)
 
@@ -107,9 +110,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.subcommand == "check":
         return batch.check_dump(args.dump_dir, commands, args.json, rank=args.rank, steps=args.steps)
     if args.subcommand == "attach":
+        from msdbg.errors import UsageError
         from msdbg.remote.client import attach
 
-        return attach(args.target, args.token, commands, args.batch, args.json)
+        if args.token is not None:
+            raise UsageError("--token: refused, a token on the command line is visible to every user of this "
+                             "machine (ps, /proc/PID/cmdline); give it with MSDBG_TOKEN=... or --token-file FILE")
+        return attach(args.target, args.token_file, commands, args.batch, args.json)
     if args.subcommand == "demo":
         from msdbg.frontends import demos
 

@@ -14,18 +14,15 @@ for every file it writes afterwards (measured with MindSpore 2.10).
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import tempfile
 
+from msdbg.leftovers import private_dir, sweep
 from msdbg.store.dumpdir import DumpDir
 
 FAST_DIR_ENV = "MSDBG_FAST_DUMP_DIR"  # where to put it; default /dev/shm, empty: never
 DEFAULT_FAST_DIR = "/dev/shm"
 MIN_FREE_ENV = "MSDBG_FAST_DUMP_MIN_FREE_MB"  # left free there for everything else that uses it; default 2048
 DEFAULT_MIN_FREE_MB = 2048
-_PREFIX = "msdbg-dump-"
-_OURS = re.compile(rf"^{_PREFIX}(\d+)-")
 
 
 def min_free_bytes() -> int:
@@ -93,38 +90,15 @@ def place_on_fast_storage(root: str, rank: int) -> FastDump | None:
     if not parent or not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         return None
     try:
-        remove_stale(parent)
+        sweep(parent)  # a killed run's dump holds memory there
         if free_bytes(parent) < 2 * min_free_bytes():
             return None
-        fast_dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent)
+        fast_dir = private_dir("dump", parent)
         os.mkdir(os.path.join(fast_dir, f"rank_{rank}"))
         os.symlink(os.path.join(fast_dir, f"rank_{rank}"), os.path.join(root, f"rank_{rank}"))
     except OSError:
         return None
     return FastDump(root, rank, fast_dir)
-
-
-def remove_stale(parent: str) -> list[str]:
-    """Delete dump folders that msdbg processes no longer alive left on the fast file system (memory, not disk:
-    a killed run must not hold it for good). Returns the removed paths."""
-    removed = []
-    for name in os.listdir(parent):
-        match = _OURS.match(name)
-        path = os.path.join(parent, name)
-        if match and os.path.isdir(path) and os.stat(path).st_uid == os.getuid() and not _alive(int(match[1])):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _folder_bytes(path: str) -> int:

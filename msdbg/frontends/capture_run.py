@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +14,7 @@ from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
+from msdbg.leftovers import on_termination, private_dir, sweep
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
 
@@ -45,7 +45,7 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     rank's own ``rank_N`` must not exist yet.
     """
     if requested is None:
-        return tempfile.mkdtemp(prefix="msdbg-dump-"), True
+        return private_dir("dump"), True
     path = os.path.abspath(requested)
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
@@ -90,11 +90,22 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     if not os.path.isfile(options.script):
         raise UsageError(f"training script {options.script}: no such file")
     rank = launcher_rank()
+    sweep()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
     fast = config_dir = None
+
+    def remove_temporary() -> None:
+        if config_dir is not None:
+            shutil.rmtree(config_dir, ignore_errors=True)
+        if fast is not None:
+            fast.remove()
+        if owned:
+            shutil.rmtree(dump_root, ignore_errors=True)
+
+    forget = on_termination(remove_temporary)
     try:
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
-        config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
+        config_dir = private_dir("config")
         install_dump_config(dump_config(dump_root), config_dir)
         session.dump = DumpDir(dump_root)
         session.rank = rank
@@ -142,9 +153,5 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             after_training(script_code)
         return script_code
     finally:
-        if config_dir is not None:
-            shutil.rmtree(config_dir, ignore_errors=True)
-        if fast is not None:
-            fast.remove()
-        if owned:
-            shutil.rmtree(dump_root, ignore_errors=True)
+        remove_temporary()
+        forget()
