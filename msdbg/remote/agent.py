@@ -68,8 +68,7 @@ class Agent:
     # ----- listening ----------------------------------------------------------------------------
     def start(self) -> str:
         """Open the socket, start accepting, and return how to attach. UsageError (one line) if it cannot."""
-        for pid in remove_stale_sockets():
-            print(f"msdbg: removed the stale attach socket of PID {pid} (that process is gone)", file=sys.stderr)
+        remove_stale_sockets()
         pid = os.getpid()
         try:
             if self.address.kind == "unix":

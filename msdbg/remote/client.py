@@ -17,9 +17,9 @@ from typing import Any
 
 from msdbg.commands.scripts import CommandSource
 from msdbg.errors import MsdbgError, UsageError
-from msdbg.leftovers import alive
+from msdbg.leftovers import alive, sweep
 from msdbg.remote.protocol import (MAX_REPLY, TOKEN_ENV, VERSION, Address, ProtocolError, encode, parse_target,
-                                   read_token, receive, socket_dir)
+                                   read_token, receive, remove_stale_sockets, socket_dir)
 
 REPLY_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 10.0
@@ -151,7 +151,10 @@ def attach(target: str, token_file: str | None, commands: list[CommandSource], b
            json_out: str | None) -> int:
     """Attach, run the setup commands, then a prompt (or, with --batch, report and detach). Ctrl-C detaches
     (the training goes on); exit 130."""
-    connection = Connection(target, find_token(parse_target(target), token_file))
+    address = parse_target(target)
+    remove_stale_sockets()
+    sweep()  # what a killed training left in the temporary directory
+    connection = Connection(target, find_token(address, token_file))
     hello = connection.hello
     print(f"msdbg: attached to PID {hello['pid']} ({hello['script']}): training {hello['state']}, "
           f"step {hello['step']}, {hello['hits']} hits so far", flush=True)

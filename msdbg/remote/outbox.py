@@ -99,8 +99,8 @@ class Outbox:
             self.closing = True
             self.queue.clear()
             self.cond.notify()
+        self.on_stall(reason)  # first: once shut down, the reader thread forgets the client
         self._shutdown()
-        self.on_stall(reason)
 
     def _shutdown(self) -> None:
         """Shut the socket down (not close: the reader thread may be blocked in it; it then sees end-of-file)."""

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -135,7 +136,8 @@ def socket_path(pid: int) -> str:
 
 
 def remove_stale_sockets() -> list[int]:
-    """Remove the sockets and token files in this user's folder whose process is gone; return their PIDs."""
+    """Remove the sockets and token files in this user's folder whose process is gone, one line each on stderr;
+    return their PIDs."""
     folder, gone = socket_dir(), set()
     for name in os.listdir(folder):
         match = _OURS.match(name)
@@ -145,6 +147,8 @@ def remove_stale_sockets() -> list[int]:
             except OSError:
                 continue
             gone.add(int(match[1]))
+    for pid in sorted(gone):
+        print(f"msdbg: removed the stale attach socket of PID {pid} (that process is gone)", file=sys.stderr)
     return sorted(gone)
 
 
