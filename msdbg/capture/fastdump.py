@@ -84,13 +84,25 @@ class FastDump:
         shutil.rmtree(self.fast_dir, ignore_errors=True)
 
 
+def fast_parent() -> str:
+    """Where dumps msdbg owns go when there is room (``MSDBG_FAST_DUMP_DIR``, default /dev/shm; empty: never)."""
+    return os.environ.get(FAST_DIR_ENV, DEFAULT_FAST_DIR)
+
+
+def sweep_leftovers() -> None:
+    """Remove what killed msdbg runs of this user left in the temporary directory and on the fast file system
+    (where it holds memory)."""
+    sweep()
+    if fast_parent():
+        sweep(fast_parent())
+
+
 def place_on_fast_storage(root: str, rank: int) -> FastDump | None:
     """Make ``{root}/rank_{rank}`` a link to a new private folder on the fast file system, if one has room."""
-    parent = os.environ.get(FAST_DIR_ENV, DEFAULT_FAST_DIR)
+    parent = fast_parent()
     if not parent or not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         return None
     try:
-        sweep(parent)  # a killed run's dump holds memory there
         if free_bytes(parent) < 2 * min_free_bytes():
             return None
         fast_dir = private_dir("dump", parent)

@@ -14,7 +14,7 @@ from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
-from msdbg.leftovers import on_termination, private_dir, sweep
+from msdbg.leftovers import on_termination, private_dir
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
 
@@ -84,13 +84,13 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     once the script has ended, while the dump is still on disk.
     """
     from msdbg.capture import barrier, retention
-    from msdbg.capture.fastdump import place_on_fast_storage
+    from msdbg.capture.fastdump import place_on_fast_storage, sweep_leftovers
     from msdbg.capture.runner import run_script
 
     if not os.path.isfile(options.script):
         raise UsageError(f"training script {options.script}: no such file")
     rank = launcher_rank()
-    sweep()
+    sweep_leftovers()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
     fast = config_dir = None
 

@@ -11,7 +11,8 @@ from msdbg.control import RunControl
 from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands, finish
 from msdbg.frontends.capture_run import RunOptions, run_under_capture
-from msdbg.leftovers import on_termination, private_dir, sweep
+from msdbg.capture.fastdump import sweep_leftovers
+from msdbg.leftovers import on_termination, private_dir
 from msdbg.remote.agent import Agent, announce
 from msdbg.session import Session
 
@@ -64,7 +65,7 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
     except MsdbgError as exc:  # the training goes on without an agent
         print(f"msdbg: not listening: {exc}", file=sys.stderr, flush=True)
         return ""
-    sweep()
+    sweep_leftovers()
     dump_root, config_dir = private_dir("dump"), private_dir("config")
     if ENV_VAR in os.environ:
         session.notes.append(f"{ENV_VAR} was already set; msdbg replaced it to capture into {dump_root}")

@@ -17,7 +17,8 @@ from typing import Any
 
 from msdbg.commands.scripts import CommandSource
 from msdbg.errors import MsdbgError, UsageError
-from msdbg.leftovers import alive, sweep
+from msdbg.capture.fastdump import sweep_leftovers
+from msdbg.leftovers import alive
 from msdbg.remote.protocol import (MAX_REPLY, TOKEN_ENV, VERSION, Address, ProtocolError, encode, parse_target,
                                    read_token, receive, remove_stale_sockets, socket_dir)
 
@@ -153,7 +154,7 @@ def attach(target: str, token_file: str | None, commands: list[CommandSource], b
     (the training goes on); exit 130."""
     address = parse_target(target)
     remove_stale_sockets()
-    sweep()  # what a killed training left in the temporary directory
+    sweep_leftovers()  # what a killed training left behind
     connection = Connection(target, find_token(address, token_file))
     hello = connection.hello
     print(f"msdbg: attached to PID {hello['pid']} ({hello['script']}): training {hello['state']}, "
