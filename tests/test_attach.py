@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import stat
@@ -253,3 +255,36 @@ def test_killing_clients_prints_one_line_and_the_training_goes_on():
     assert "Detached" in last.command("detach")["output"]
     out, err = training.communicate(timeout=120)
     assert training.returncode == 0 and len(_losses(out)) == 40 and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_readme_attach_example_works_verbatim(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = re.search(r"## Attach to a running training.*?```console\n(.*?)```", readme, re.S)[1].splitlines()
+    (run_at, run_line), (attach_at, attach_line) = [(i, line[2:]) for i, line in enumerate(lines)
+                                                    if line.startswith("$ ")]
+    shutil.copy(SCRIPTS / "slow_loop.py", tmp_path / "train.py")
+    (tmp_path / "xdg").mkdir()
+    env = dict(ENV, HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path / "xdg"))  # no ~/.msdbgrc, own sockets
+
+    def msdbg(line: str) -> list[str]:
+        argv = shlex.split(line)
+        assert argv[0] == "msdbg"
+        return [sys.executable, "-m", "msdbg", *argv[1:]]
+
+    training = subprocess.Popen(msdbg(run_line), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    pid = str(training.pid)
+    assert training.stderr.readline().rstrip("\n") == lines[run_at + 1].replace("4242", pid)
+    while _steps([training.stdout.readline()]) == 0:
+        assert training.poll() is None
+    done = subprocess.run(msdbg(attach_line.replace("4242", pid)), cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+    def normal(line: str) -> str:
+        return re.sub(r"step \d+", "step N", line.replace("4242", pid))
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert [normal(line) for line in done.stdout.splitlines()] == [normal(line) for line in lines[attach_at + 1:]]
+    out, err = training.communicate(timeout=120)
+    assert training.returncode == 0 and "loop finished" in out and "Traceback" not in err
