@@ -64,6 +64,7 @@ def test_listen_pause_inspect_watch_detach_keeps_the_training_identical():
     printed = client.command("print weight")["output"]
     assert "shape=(1, 4) dtype=float32" in printed
     assert "Watchpoint 1" in client.command("watch weight_too_large max_gt=-100")["output"]
+    assert client.status["watchpoints"] == 1 and client.status["state"] == "paused", "the client's toolbar"
     client.command("continue")
     event = _paused(client)
     assert event["hits"] == 2 and "weight_too_large" in event["summary"]
@@ -244,6 +245,18 @@ def test_killing_clients_prints_one_line_and_the_training_goes_on():
             assert client.returncode == 130 and err.strip() == "msdbg: interrupted; detached (the training goes on)"
         else:
             assert client.returncode == -signal.SIGTERM and "Traceback" not in err
+    client = subprocess.Popen([sys.executable, "-m", "msdbg", "attach", str(training.pid), "--nx"], env=ENV,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert client.stdout.readline().startswith("msdbg: attached to PID")
+    while _steps([training.stdout.readline()]) == 0:  # commands run at step boundaries: wait for the first
+        pass
+    client.stdin.write("continue\n")  # no watchpoint: it would run to the end
+    client.stdin.flush()
+    time.sleep(2)
+    client.send_signal(signal.SIGINT)  # Ctrl-C while waiting: the training pauses, as at a local prompt
+    out, err = client.communicate("detach\n", timeout=60)
+    assert client.returncode == 0 and "Traceback" not in err, out + err
+    assert "pausing at the next step boundary" in out and "msdbg: training paused" in out and "Detached" in out
     deadline = time.time() + 30
     while True:  # the agent frees its slot once it sees the client gone
         try:
@@ -254,7 +267,7 @@ def test_killing_clients_prints_one_line_and_the_training_goes_on():
             time.sleep(0.2)
     assert "Detached" in last.command("detach")["output"]
     out, err = training.communicate(timeout=120)
-    assert training.returncode == 0 and len(_losses(out)) == 40 and "Traceback" not in err
+    assert training.returncode == 0 and len(_losses(out)) == 39 and "loop finished" in out and "Traceback" not in err
 
 
 @pytest.mark.slow

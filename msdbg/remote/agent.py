@@ -131,7 +131,7 @@ class Agent:
             client = Client(conn, Outbox(conn, self._stalled), _peer_credentials(conn)[0])
             with self.lock:
                 if problem is None and self.client is not None:
-                    problem = f"already attached by PID {self.client.pid}"
+                    problem = "already attached " + (f"by PID {self.client.pid}" if self.client.pid else "over TCP")
                 if problem is None:
                     self.client = client
             if problem is not None:

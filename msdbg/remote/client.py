@@ -155,11 +155,12 @@ def attach(target: str, token_file: str | None, commands: list[CommandSource], b
     address = parse_target(target)
     remove_stale_sockets()
     sweep_leftovers()  # what a killed training left behind
-    connection = Connection(target, find_token(address, token_file))
-    hello = connection.hello
-    print(f"msdbg: attached to PID {hello['pid']} ({hello['script']}): training {hello['state']}, "
-          f"step {hello['step']}, {hello['hits']} hits so far", flush=True)
+    connection = None
     try:
+        connection = Connection(target, find_token(address, token_file))
+        hello = connection.hello
+        print(f"msdbg: attached to PID {hello['pid']} ({hello['script']}): training {hello['state']}, "
+              f"step {hello['step']}, {hello['hits']} hits so far", flush=True)
         for source in commands:
             reply = connection.command(source.text)
             if "error" in reply:
@@ -183,7 +184,8 @@ def attach(target: str, token_file: str | None, commands: list[CommandSource], b
         print("\nmsdbg: interrupted; detached (the training goes on)", file=sys.stderr)
         return 130
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
 
 
 def _interact(connection: Connection) -> int:
