@@ -137,7 +137,10 @@ def test_tcp_needs_the_token_and_the_same_protocol_version():
 def test_attach_to_a_process_without_agent():
     done = subprocess.run([sys.executable, "-m", "msdbg", "attach", "999999"], env=ENV, capture_output=True,
                           text=True, timeout=60)
-    assert done.returncode == 2 and "no msdbg agent for PID 999999" in done.stderr
+    assert done.returncode == 2 and done.stderr == "msdbg: error: attach 999999: no process with PID 999999\n"
+    done = subprocess.run([sys.executable, "-m", "msdbg", "attach", str(os.getpid())], env=ENV, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and f"no msdbg agent for PID {os.getpid()}" in done.stderr
 
 
 def _collect(stream, lines):
