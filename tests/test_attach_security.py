@@ -118,6 +118,23 @@ def test_malformed_messages_are_one_line_each_and_the_agent_goes_on(runtime_dir,
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_flood_of_commands_is_bounded_and_a_gone_clients_commands_are_not_run(runtime_dir):
+    agent = _agent()
+    try:
+        sock, stream = _raw(agent)
+        sock.sendall(b'{"cmd": "watch tensor_overflow"}\n' * 300)
+        assert "commands are already waiting for a step boundary" in json.loads(stream.readline())["error"]
+        stream.close()
+        sock.close()
+        deadline = time.monotonic() + 10
+        while agent.client is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        agent._serve(block=False)  # the next step boundary
+        assert agent.session.watchpoints.active() == [], "nothing of a client that is gone runs"
+    finally:
+        agent.stop()
+
+
 def test_wrong_tokens_in_a_row_are_slowed_down(runtime_dir):
     agent = _agent("tcp:127.0.0.1:0")
     try:

@@ -38,6 +38,7 @@ RESUME_AFTER = 5.0
 GREETING_TIMEOUT = 10.0
 FREE_ATTEMPTS = 3  # wrong tokens in a row answered at once; each further one waits twice as long (up to 8 s)
 MAX_GREETINGS = 4  # connections being greeted at once; more are closed at once
+MAX_QUEUED = 256  # commands waiting for a step boundary; more are refused with a line
 _GONE = object()
 
 
@@ -55,7 +56,7 @@ class Agent:
         self.session, self.control, self.script = session, control, script
         self.address = parse_listen(listen)
         self.token = secrets.token_hex(16) if self.address.kind == "tcp" else None
-        self.inbox: queue.Queue = queue.Queue()
+        self.inbox: queue.Queue = queue.Queue(MAX_QUEUED)
         self.client: Client | None = None
         self.lock = threading.Lock()
         self.auth_lock = threading.Lock()
@@ -144,7 +145,7 @@ class Agent:
             with self.lock:
                 if client is not None and self.client is client:
                     self.client = None
-                    self.inbox.put(_GONE)
+                    self._wake()
             if client is not None:
                 client.outbox.close()
                 client.outbox.done.wait()  # the writer ends within SEND_TIMEOUT; then the socket can be closed
@@ -160,13 +161,18 @@ class Agent:
                 request = _request(message)
                 if "error" in request:
                     client.outbox.post(request)
-                else:
-                    self.inbox.put(request)
+                    continue
+                try:
+                    self.inbox.put_nowait((client, request))
+                except queue.Full:
+                    client.outbox.post({"error": f"{MAX_QUEUED} commands are already waiting for a step boundary; "
+                                                 f"this one was dropped: {request.get('cmd', 'report')}"})
             except ProtocolError as exc:
                 client.outbox.post({"error": str(exc)})
                 if exc.fatal:
-                    client.outbox.close()
-                    return
+                    client.outbox.close(SEND_TIMEOUT, writing_only=True)
+                    _discard_input(client.conn)  # closing with unread input would reset the connection: the
+                    return  # client would lose the error line
             except (OSError, ValueError):  # the connection was shut down (detach, a stalled client, exit)
                 return
 
@@ -195,7 +201,14 @@ class Agent:
         if client is not None:
             print(f"msdbg: dropped the attached client (PID {client.pid}): {reason}; the training goes on",
                   file=sys.stderr, flush=True)
-            self.inbox.put(_GONE)
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake a paused training thread waiting for commands (it resumes once no client is attached)."""
+        try:
+            self.inbox.put_nowait(_GONE)
+        except queue.Full:  # it has commands to skip: it is awake anyway
+            pass
 
     def _status(self) -> dict[str, Any]:
         key = self.session.current
@@ -228,10 +241,10 @@ class Agent:
                 if block and self.client is not None:
                     continue
                 return
-            if message is _GONE:
+            if message is _GONE or message[0] is not self.client:  # a client that is gone: its commands too
                 continue
             self.control.resume = None
-            self._handle(message)
+            self._handle(message[1])
             if block and self.control.resume is not None:
                 return
 
@@ -284,6 +297,16 @@ class Agent:
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def _discard_input(conn: socket.socket, limit: int = 64 << 20, seconds: float = 2.0) -> None:
+    """Read and drop what the client still sends (up to ``limit`` bytes or ``seconds``) until it closes."""
+    conn.settimeout(seconds)
+    try:
+        while limit > 0 and (chunk := conn.recv(1 << 16)):
+            limit -= len(chunk)
+    except OSError:
+        pass
 
 
 def _request(message: dict) -> dict:

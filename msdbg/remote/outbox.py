@@ -28,6 +28,7 @@ class Outbox:
         self.queue: collections.deque[bytes] = collections.deque()
         self.pending = 0
         self.closing = False  # close once everything queued is sent
+        self.how = socket.SHUT_RDWR
         self.done = threading.Event()
         self.cond = threading.Condition()
         threading.Thread(target=self._run, daemon=True, name="msdbg-outbox").start()
@@ -53,10 +54,13 @@ class Outbox:
         if stalled:
             self._stop(f"it left {self.pending >> 20} MB of replies unread")
 
-    def close(self, wait: float = 0.0) -> None:
-        """Close the connection once what is queued has been sent (waiting at most ``wait`` seconds here)."""
+    def close(self, wait: float = 0.0, writing_only: bool = False) -> None:
+        """Close the connection once what is queued has been sent (waiting at most ``wait`` seconds here);
+        ``writing_only``: shut down only this side's writing (the reader still drains what the client sends)."""
         with self.cond:
             self.closing = True
+            if writing_only:
+                self.how = socket.SHUT_WR
             self.cond.notify()
         self.done.wait(wait)
 
@@ -105,7 +109,7 @@ class Outbox:
     def _shutdown(self) -> None:
         """Shut the socket down (not close: the reader thread may be blocked in it; it then sees end-of-file)."""
         try:
-            self.conn.shutdown(socket.SHUT_RDWR)
+            self.conn.shutdown(self.how)
         except OSError:
             pass
         self.done.set()
