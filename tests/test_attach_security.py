@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import msdbg
 from conftest import SCRIPTS, run_msdbg
 from msdbg.control import RunControl
 from msdbg.errors import UsageError
@@ -169,7 +170,7 @@ def test_a_client_that_never_reads_is_dropped_and_never_holds_the_training_threa
     assert "dropped the attached client" in capfd.readouterr().err
 
 
-def test_socket_folder_refused_when_a_link_or_open_to_others_and_left_as_found(runtime_dir):
+def test_socket_folder_refused_when_a_link_or_open_to_others_and_left_as_found(runtime_dir, capsys):
     target = runtime_dir / "elsewhere"
     target.mkdir(mode=0o755)
     os.chmod(target, 0o755)
@@ -185,6 +186,11 @@ def test_socket_folder_refused_when_a_link_or_open_to_others_and_left_as_found(r
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(folder.stat().st_mode) == 0o755
     folder.rmdir()
     assert stat.S_IMODE(os.stat(socket_dir()).st_mode) == 0o700, "a folder msdbg creates is 0700"
+    folder.rmdir()
+    folder.symlink_to(target)
+    assert msdbg.enable() == "", "msdbg.enable() in a script: no agent, and the training goes on"
+    assert "msdbg: not listening: socket folder" in capsys.readouterr().err
+    folder.unlink()
     loose = runtime_dir / "token"
     loose.write_text("abc\n")
     os.chmod(loose, 0o644)
