@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -236,7 +237,7 @@ def test_killing_the_training_leaves_nothing_and_the_client_one_line(tmp_path, s
 
 @pytest.mark.slow
 def test_killing_clients_prints_one_line_and_the_training_goes_on():
-    training = _start("-m", "msdbg", "run", "--listen=unix", "--nx", str(SCRIPTS / "slow_loop.py"), "40")
+    training = _start("-m", "msdbg", "run", "--listen=unix", "--nx", str(SCRIPTS / "slow_loop.py"), "100")
     _wait_for_socket(training)
     for signum in (signal.SIGINT, signal.SIGTERM):
         client = subprocess.Popen([sys.executable, "-m", "msdbg", "attach", str(training.pid), "--nx"], env=ENV,
@@ -260,6 +261,9 @@ def test_killing_clients_prints_one_line_and_the_training_goes_on():
     out, err = client.communicate("detach\n", timeout=60)
     assert client.returncode == 0 and "Traceback" not in err, out + err
     assert "pausing at the next step boundary" in out and "msdbg: training paused" in out and "Detached" in out
+    screen = _attach_in_a_terminal(training.pid, "detach\r", "Detached")
+    assert re.search(r"step \d+ \| (running|paused) \| watchpoints 0 \| hits 0", screen), "the toolbar shows the training"
+    assert "offline" not in screen and "Traceback" not in screen
     deadline = time.time() + 30
     while True:  # the agent frees its slot once it sees the client gone
         try:
@@ -270,7 +274,7 @@ def test_killing_clients_prints_one_line_and_the_training_goes_on():
             time.sleep(0.2)
     assert "Detached" in last.command("detach")["output"]
     out, err = training.communicate(timeout=120)
-    assert training.returncode == 0 and len(_losses(out)) == 39 and "loop finished" in out and "Traceback" not in err
+    assert training.returncode == 0 and len(_losses(out)) == 99 and "loop finished" in out and "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -304,3 +308,38 @@ def test_the_readme_attach_example_works_verbatim(tmp_path):
     assert [normal(line) for line in done.stdout.splitlines()] == [normal(line) for line in lines[attach_at + 1:]]
     out, err = training.communicate(timeout=120)
     assert training.returncode == 0 and "loop finished" in out and "Traceback" not in err
+
+
+def _attach_in_a_terminal(pid: int, keys: str, until: str, timeout: float = 60) -> str:
+    """Run ``msdbg attach PID`` on a pseudo-terminal, type ``keys`` once its prompt shows, return the screen text
+    seen until ``until`` appears and the client exits."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    client = subprocess.Popen([sys.executable, "-m", "msdbg", "attach", str(pid), "--nx"], stdin=slave,
+                              stdout=slave, stderr=slave, env=dict(ENV, TERM="xterm", HOME="/nonexistent"),
+                              close_fds=True)
+    os.close(slave)
+    screen, typed, deadline = "", False, time.time() + timeout
+    while time.time() < deadline and client.poll() is None:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536).decode(errors="replace")
+            except OSError:
+                break
+            screen += chunk
+            if "\x1b[6n" in chunk:  # where is the cursor? (prompt_toolkit draws the toolbar once it knows)
+                os.write(master, b"\x1b[1;1R")
+        if not typed and "(msdbg)" in screen and "watchpoints" in screen:
+            os.write(master, keys.encode())
+            typed = True
+        if until in screen:
+            client.wait(timeout=30)
+    os.close(master)
+    assert client.wait(timeout=30) == 0 and until in screen, screen
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)

@@ -106,9 +106,14 @@ class Connection:
         try:
             while (message := receive(self.stream, MAX_REPLY)) is not None:
                 self.status.update(message.get("status") or {})
+                if message.get("event") == "exit":
+                    self.status["state"] = f"ended (exit code {message['code']})"
                 (self.events if "event" in message else self.replies).put(message)
         except (OSError, ValueError, MsdbgError):
             pass
+        self.status.setdefault("state", "")
+        if not self.status["state"].startswith("ended"):
+            self.status["state"] = "connection lost"
         self.events.put({"event": "closed"})
         self.replies.put({"closed": True})
 

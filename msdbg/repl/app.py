@@ -55,6 +55,7 @@ class PromptReader:
             PROMPT, history=_history() if input is None else InMemoryHistory(),
             completer=CommandCompleter(session), lexer=PygmentsLexer(CommandLexer),
             bottom_toolbar=toolbar or (lambda: toolbar_text(session)), complete_while_typing=False,
+            refresh_interval=0.5 if toolbar else 0,  # another process's status changes while the prompt waits
             input=input, output=output)
 
     def read(self) -> str | None:
