@@ -35,6 +35,7 @@ class Session:
     current: StepKey | None = None
     control: RunControl | None = None
     color: bool = False
+    other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:

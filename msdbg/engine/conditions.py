@@ -17,6 +17,7 @@ ANY = None
 WEIGHT = frozenset({"weight"})
 GRADIENT = frozenset({"gradient"})
 ACTIVATION = frozenset({"activation"})
+INPUT = frozenset({"input"})
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "gt": lambda value, bound: value > bound,
@@ -68,7 +69,9 @@ class Condition:
     initial: bool = False
     needs_range: bool = False
     history: bool = False  # needs the running averages of past steps (tensor_turbulence)
+    mean_jumps: bool = True  # turbulence: |mean| jumps count too (not for data batches, whose mean is noise)
     cross_rank: bool = False  # compares the same tensor across ranks at one step (msdbg.engine.crossrank)
+    labels: bool = False  # judged on the class labels a loss reads, not on statistics (msdbg.engine.data)
     available: bool = True
     unavailable_reason: str = ""
 
@@ -204,10 +207,10 @@ def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) 
     return _bounds(condition, stats, params, nonfinite_hits=not counts_nonfinite)
 
 
-# tensor_turbulence's spike test needs the running average (history.History.judge_turbulence); on its own
-# the condition only says whether the tensor is finite.
+# tensor_turbulence's spike test needs the running average (history.History.judge_turbulence), and the label
+# conditions read the label values (msdbg.engine.data); on their own they only say whether a tensor is finite.
 _EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health,
-               "turbulence": _overflow}
+               "turbulence": _overflow, "labels": _overflow}
 
 
 def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
@@ -265,6 +268,19 @@ CONDITIONS: dict[str, Condition] = {
         Condition("rank_gradient_mismatch", "the (all-reduced) gradient of a parameter differs between ranks "
                   "at the same step, in data-parallel training", GRADIENT, "cross_rank",
                   (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
+        Condition("input_too_large", "a data input's statistics above bounds: features not normalised", INPUT,
+                  "bounds", _value_bounds("large")),
+        Condition("input_turbulence", "a data batch whose norm jumps above (1+threshold) x the running "
+                  "average of earlier batches: abnormal values in the data", INPUT, "turbulence",
+                  (ParamSpec("threshold", None, 3.0), ParamSpec("beta", None, 0.9), ParamSpec("warmup", None, 3.0)),
+                  history=True, mean_jumps=False),
+        Condition("label_out_of_range", "class labels outside [0, classes) of the loss (or OneHot) reading them",
+                  INPUT, "labels", labels=True),
+        Condition("label_imbalance", "over the run so far (after min_steps batches) a class holds under "
+                  "class_percentage_lt percent of the labels", INPUT, "labels",
+                  (ParamSpec("class_percentage_lt", None, 1.0), ParamSpec("min_steps", None, 10.0)), labels=True),
+        Condition("label_unshuffled", "single_class_steps_ge batches in a row each hold one class only (data sorted "
+                  "by label)", INPUT, "labels", (ParamSpec("single_class_steps_ge", None, 3.0),), labels=True),
         Condition("operator_overflow", "an op overflowed (Ascend overflow dump)", ANY, "overflow",
                   available=False, unavailable_reason=_UNAVAILABLE_OVERFLOW),
     )

@@ -13,6 +13,7 @@ import numpy as np
 
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History, TensorKey
+from msdbg.engine.data import bad_samples, check_labels
 from msdbg.engine.stats import TensorStats, compute_stats
 from msdbg.engine.trace import mark_origins
 from msdbg.engine.watchpoints import Watchpoint
@@ -122,13 +123,18 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
         if not evaluated(entry) or not is_float(entry):
             continue
         watching = [w for w in watchpoints if w.watches(entry) and not w.condition.cross_rank
-                    and (first_step or not w.condition.initial)]
+                    and not w.condition.labels and (first_step or not w.condition.initial)]
         if not watching:
             continue
         try:
             _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
+    try:
+        result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
+                                        history.labels))
+    except MsdbgError as exc:
+        result.errors.append(str(exc))
     mark_origins(result.hits, graph)
     return result
 
@@ -207,8 +213,11 @@ class _TensorEvaluation:
         if verdict.hit:
             node = self.entry.graph_node
             source = node.user_source() if node is not None else None
+            reasons = verdict.reasons
+            if self.entry.category == "input" and stats.nonfinite_count and self.current.array is not None:
+                reasons += tuple(filter(None, [bad_samples(self.current.array)]))
             self.result.hits.append(Hit(watchpoint.number, condition.name, self.entry, stats.as_dict(), dict(params),
-                                        verdict.reasons, source=str(source) if source else None))
+                                        reasons, source=str(source) if source else None))
 
 
 def _is_plain(watchpoint: Watchpoint) -> bool:
