@@ -129,7 +129,9 @@ class Agent:
                 problem = str(exc) if isinstance(exc, MsdbgError) else "no greeting"
             finally:
                 self.greeting.release()
-            client = Client(conn, Outbox(conn, self._stalled), _peer_credentials(conn)[0])
+            # the outbox reports which client stalled (nothing is posted before ``client`` is bound)
+            client = Client(conn, Outbox(conn, lambda reason: self._stalled(client, reason)),
+                            _peer_credentials(conn)[0])
             with self.lock:
                 if problem is None and self.client is not None:
                     problem = "already attached " + (f"by PID {self.client.pid}" if self.client.pid else "over TCP")
@@ -195,13 +197,13 @@ class Agent:
             self.failures += 1
         return "wrong token"
 
-    def _stalled(self, reason: str) -> None:
+    def _stalled(self, client: Client, reason: str) -> None:
+        print(f"msdbg: dropped the attached client (PID {client.pid}): {reason}; the training goes on",
+              file=sys.stderr, flush=True)
         with self.lock:
-            client, self.client = self.client, None
-        if client is not None:
-            print(f"msdbg: dropped the attached client (PID {client.pid}): {reason}; the training goes on",
-                  file=sys.stderr, flush=True)
-            self._wake()
+            if self.client is client:
+                self.client = None
+                self._wake()
 
     def _wake(self) -> None:
         """Wake a paused training thread waiting for commands (it resumes once no client is attached)."""
@@ -280,7 +282,7 @@ class Agent:
     def finish(self, code: int) -> None:
         """Tell the client the training ended, and remove the socket."""
         self._notify({"event": "exit", "code": code})
-        self._drop_client(wait=SEND_TIMEOUT)
+        self._drop_client(wait=SEND_TIMEOUT + 1)  # a client that reads nothing is dropped (and told of) first
         self.stop()
 
     def stop(self) -> None:
