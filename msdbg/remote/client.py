@@ -15,9 +15,9 @@ import sys
 import threading
 from typing import Any
 
+from msdbg.capture.fastdump import sweep_leftovers
 from msdbg.commands.scripts import CommandSource
 from msdbg.errors import MsdbgError, UsageError
-from msdbg.capture.fastdump import sweep_leftovers
 from msdbg.leftovers import alive
 from msdbg.remote.protocol import (MAX_REPLY, TOKEN_ENV, VERSION, Address, ProtocolError, encode, parse_target,
                                    read_token, receive, remove_stale_sockets, socket_dir)
@@ -50,7 +50,10 @@ def _connect(target: str, address: Address) -> socket.socket:
         return sock
     except ConnectionRefusedError:
         sock.close()
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except OSError:  # removed meanwhile
+            pass
         print(f"msdbg: removed the stale socket {path} (no agent listened on it)", file=sys.stderr)
         raise UsageError(f"attach {target}: no msdbg agent for PID {target}; {advice}") from None
     except OSError as exc:
