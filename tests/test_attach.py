@@ -212,19 +212,25 @@ def test_killing_the_training_leaves_nothing_and_the_client_one_line(tmp_path, s
     while not path.exists():
         assert training.poll() is None and time.time() < deadline, training.stderr.read()
         time.sleep(0.2)
-    client = subprocess.Popen([sys.executable, "-m", "msdbg", "attach", str(training.pid), "--nx"], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert client.stdout.readline().startswith("msdbg: attached to PID")
-    client.stdin.write("continue\n")
-    client.stdin.flush()
+    attached = signum != signal.SIGINT  # Ctrl-C with a client attached pauses the training; without, ends it
+    if attached:
+        client = subprocess.Popen([sys.executable, "-m", "msdbg", "attach", str(training.pid), "--nx"], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert client.stdout.readline().startswith("msdbg: attached to PID")
+        client.stdin.write("continue\n")
+        client.stdin.flush()
     while _steps([training.stdout.readline()]) == 0:  # the training is stepping
         pass
     training.send_signal(signum)
     _, training_err = training.communicate(timeout=60)
-    out, err = client.communicate(timeout=60)
-    assert "Traceback" not in err + out + training_err, err + out + training_err
-    ending = [line for line in (out + err).splitlines() if "training" in line and "attached" not in line]
-    assert len(ending) == 1 and ("exited with code" in ending[0] or "closed the connection" in ending[0]), out + err
+    assert "Traceback" not in training_err, training_err
+    if attached:
+        out, err = client.communicate(timeout=60)
+        assert "Traceback" not in err + out, err + out
+        ending = [line for line in (out + err).splitlines() if "training" in line and "attached" not in line]
+        assert len(ending) == 1 and "closed the connection" in ending[0], out + err
+    else:  # KeyboardInterrupt at a step boundary (130), or MindSpore's own SIGINT handler (SIGTERM)
+        assert training.returncode in (130, -signal.SIGTERM)
     if signum != signal.SIGKILL:
         assert _leftovers(dirs) == [], "the training removed its own files"
     nxt = subprocess.run([sys.executable, "-m", "msdbg", "attach", str(training.pid), "--nx"], env=env,
