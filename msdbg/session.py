@@ -12,9 +12,13 @@ from msdbg.engine.diagnose import Finding, diagnose
 from msdbg.engine.evaluate import StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
+from msdbg.engine.loss import step_scalars
+from msdbg.engine.stats import SUMMARY_NEEDS
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
+from msdbg.store.recorder import Recorder
+from msdbg.store.recording import Recording
 
 T = TypeVar("T")
 
@@ -23,7 +27,7 @@ T = TypeVar("T")
 class Session:
     """Watchpoints, hits and the dump being debugged (live capture or an existing dump directory)."""
 
-    dump: DumpDir | None = None
+    dump: DumpDir | Recording | None = None  # the step source: a dump tree, or a recording (msdbg open)
     watchpoints: WatchpointList = field(default_factory=WatchpointList)
     hits: list[Hit] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -37,6 +41,12 @@ class Session:
     color: bool = False
     other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
+    recorder: Recorder | None = None  # the flight recorder this run writes (None: --no-record, or closed)
+    record_path: str | None = None  # where it writes (kept after it is closed, for the summary)
+    displays: dict[int, str] = field(default_factory=dict)  # display N: what is shown at every pause
+    next_display: int = 1
+    _recorded_watchpoints: list[str] = field(default_factory=list)
+    _reader: Recording | None = None
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
@@ -54,14 +64,42 @@ class Session:
         except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
             entries, result = [], StepResult(errors=[str(exc)])
         else:
-            result = evaluate_step(entries, self.watchpoints.active(), graph, self.history)
+            record = SUMMARY_NEEDS if self.recorder is not None else frozenset()
+            result = evaluate_step(entries, self.watchpoints.active(), graph, self.history, record)
         self.done.add(key)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)
         self.notes.extend(n for n in result.notes if n not in self.notes)
         self.tensors_checked += result.tensors_checked
         self.current = key
+        if self.recorder is not None:
+            self._record(key, entries, result, graph)
         return result
+
+    def _record(self, key: StepKey, entries: list[TensorEntry], result: StepResult, graph) -> None:
+        """Write the step to the flight recorder; a failure (disk full, ...) stops recording, never the run."""
+        try:
+            described = [w.describe() for w in self.watchpoints.items.values()]
+            if described != self._recorded_watchpoints:
+                self.recorder.record_watchpoints(self.watchpoints.items.values())
+                self._recorded_watchpoints = described
+            loss, lr, loss_scale = step_scalars(entries, result.recorded, graph)
+            self.recorder.record_step(key, training=self.is_training_step(key), tensors=result.recorded,
+                                      hits=result.hits, graph=graph, loss=loss, lr=lr, loss_scale=loss_scale)
+        except Exception as exc:  # noqa: BLE001  the recorder must not end the training
+            self.warnings.append(f"flight recorder {self.recorder.path}: {type(exc).__name__}: {exc}; "
+                                 "recording stopped")
+            self.recorder = None
+
+    def recording(self) -> Recording:
+        """The run's recording (every step's statistics and loss); UsageError when there is none."""
+        if isinstance(self.dump, Recording):
+            return self.dump
+        if self.recorder is None:
+            raise UsageError("no flight recording in this session (--no-record); only the steps on disk are known")
+        if self._reader is None or self._reader.db is not self.recorder.db:
+            self._reader = Recording(self.recorder.path, db=self.recorder.db)
+        return self._reader
 
     def evaluate_across_ranks(self, keys: list[StepKey]) -> None:
         """Evaluate cross-rank watchpoints on every (net, graph, iteration) that several of ``keys``' ranks hold."""
@@ -110,6 +148,8 @@ class Session:
         if self.dump is None or self.current is None:
             raise UsageError("no step has run yet: 'step' runs one, 'continue' runs until a watchpoint hits")
         if self.current not in set(self.dump.steps()):
+            if isinstance(self.dump, Recording):
+                raise UsageError(f"step {self.current.iteration} of graph {self.current.graph} is not recorded")
             raise UsageError(f"step {self.current.iteration} of graph {self.current.graph} is no longer on disk "
                              "(--keep-steps)")
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from msdbg.engine.hits import Hit
-from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, constant_gradients,
-                                    shared_weights)
+from msdbg.engine.loss import is_loss_value
+from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, broadcast_into_loss,
+                                    constant_gradients, shared_weights)
 from msdbg.store.graph import Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
@@ -121,13 +122,7 @@ def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
 
 
 def _is_loss(hit: Hit) -> bool:
-    """A loss value: inside a loss cell's scope (not merely under WithLossCell), or a scalar mean/sum."""
-    if hit.entry.category != "activation":
-        return False
-    scopes = hit.entry.node.split("/")[:-1]
-    in_loss_cell = any("loss" in part.lower() and not part.startswith("network-WithLossCell") for part in scopes)
-    scalar_reduction = hit.entry.op_type in {"ReduceMean", "ReduceSum"} and hit.stats.get("size") == 1
-    return in_loss_cell or scalar_reduction
+    return is_loss_value(hit.entry, hit.stats.get("size"))
 
 
 def _data_origins(hits: list[Hit], graphs: list[Graph]) -> list[str]:
@@ -278,6 +273,17 @@ RULES: tuple[Rule, ...] = (
           "Model/TrainOneStepCell), and check gradients_mean",),
          _of({"rank_gradient_mismatch"}),
          explains=frozenset({"rank_gradient_mismatch"})),
+    Rule("broadcast_into_loss", "Loss function incorrectly implemented: two tensors of different shapes were "
+         "broadcast into a larger one that feeds the loss (a likely shape bug)",
+         "Checking the Code and Hyperparameters: the loss function is correctly implemented (Common Computational "
+         "Graph Structure Problems: the loss function is incorrect)",
+         ("make the shapes agree before the op: reshape labels to the predictions' shape (y.reshape(-1, 1)) or "
+          "squeeze the predictions (pred.squeeze(-1))",
+          "with (N, 1) and (N,) the loss compares every prediction with every label: it barely falls and its "
+          "gradients mix samples",
+          "'node NODE' shows the op's input shapes"),
+         lambda hits, graphs: broadcast_into_loss(graphs),
+         explains=frozenset(set())),
     Rule("loss_zero", "Data: loss is (nearly) 0 at once: label leakage, or the task is trivial",
          "Checking the Loss Curve: other loss symptoms (loss 0)",
          ("check that labels (or a function of them) are not among the input features",

@@ -32,6 +32,7 @@ class StepResult:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tensors_checked: int = 0
+    recorded: list[tuple[TensorEntry, TensorStats]] = field(default_factory=list)  # with ``record`` only
 
 
 def evaluated(entry: TensorEntry) -> bool:
@@ -110,8 +111,12 @@ class NeedsTensorData(MsdbgError):
 
 
 def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], graph: Graph | None,
-                  history: History) -> StepResult:
-    """Evaluate every watchpoint on every tensor it watches in this step; mark the origins of the hits."""
+                  history: History, record: frozenset[str] = frozenset()) -> StepResult:
+    """Evaluate every watchpoint on every tensor it watches in this step; mark the origins of the hits.
+
+    ``record``: statistics (stats.STAT_NAMES) to compute too, in the same pass, for every evaluated tensor;
+    they come back in ``StepResult.recorded`` (the flight recorder).
+    """
     result = StepResult()
     first_step = bool(entries) and history.is_first_step(entries[0].step.rank, entries[0].step.net,
                                                          entries[0].step.graph, entries[0].step.iteration)
@@ -127,7 +132,7 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
         if not watching:
             continue
         try:
-            _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
+            _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped, record)
         except MsdbgError as exc:
             result.errors.append(str(exc))
     try:
@@ -153,12 +158,13 @@ class _TensorEvaluation:
         """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
         return pre_update_entry(self.entry, self.entries, self.graph)
 
-    def run(self, watching: list[Watchpoint], inputs_dumped: bool) -> None:
+    def run(self, watching: list[Watchpoint], inputs_dumped: bool, record: frozenset[str] = frozenset()) -> None:
         """Judge every watchpoint; keep a copy for the next step's change conditions when its dump will hold no
-        pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only)."""
+        pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only); with ``record``, add the
+        tensor's statistics (computed with the plain watchpoints' in one pass) to the result."""
         self.result.tensors_checked += 1
         plain = [w for w in watching if _is_plain(w)]
-        self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
+        self.base_needs = set().union(record, *(w.condition.stat_needs(w.params) for w in plain))
         for watchpoint in watching:
             try:
                 stats = self._stats_for(watchpoint)
@@ -173,6 +179,10 @@ class _TensorEvaluation:
                     self.result.notes.append(
                         f"watchpoint {watchpoint.number} ({watchpoint.condition.name}): statistic.csv has no NaN/Inf "
                         "count columns, so a tensor whose max or min is NaN/Inf there could not be judged")
+        if record:
+            stats = self.entry.stats if self.entry.stats is not None else self.current.get(record,
+                                                                                          shared=self.base_needs)
+            self.result.recorded.append((self.entry, stats))
         needs_copy = any(w.condition.needs_previous for w in watching) and (self.before is None or not inputs_dumped)
         if needs_copy and self.current.array is not None:
             self.history.remember(self.key, self.current.array)

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from msdbg.commands.scripts import CommandSource, run_commands
 from msdbg.engine.diagnose import format_findings
 from msdbg.errors import UsageError
-from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.capture_run import RunOptions, run_under_capture, start_recording, stop_recording
 from msdbg.frontends.report import summary
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir
@@ -62,6 +62,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
             print("  " + line)
     if json_out:
         write_json(session, json_out)
+    if session.record_path:
+        print(f"msdbg: flight recording: {session.record_path}  (msdbg open {session.record_path})")
     if session.errors:
         print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
               file=sys.stderr)
@@ -90,7 +92,7 @@ def write_json(session: Session, path: str) -> None:
 
 
 def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *, rank: int | None = None,
-               steps: str = "all") -> int:
+               steps: str = "all", record: str | None = None) -> int:
     """Evaluate watchpoints on every selected step of an existing dump directory, in order."""
     spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
@@ -104,9 +106,14 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     selected = [k for k in every if (rank is None or k.rank == rank) and k.iteration in spec]
     if not selected:
         raise UsageError(f"--steps {steps}: no iteration of {root} is selected")
-    for key in with_progress(selected, "checking"):
-        session.evaluate_step(key)
-    session.evaluate_across_ranks(selected)
+    if record:
+        start_recording(session, record, root, [root])
+    try:
+        for key in with_progress(selected, "checking"):
+            session.evaluate_step(key)
+        session.evaluate_across_ranks(selected)
+    finally:
+        stop_recording(session, None)
     return finish(session, json_out)
 
 

@@ -30,6 +30,7 @@ class RunOptions:
     dump_dir: str | None = None
     keep_steps: int = 2
     interactive: bool = False
+    record: str | None = None  # the flight recording to write (None: none)
 
 
 def launcher_rank() -> int | None:
@@ -74,6 +75,25 @@ def outputs_suffice(session: Session, config_dir: str) -> bool:
     return True
 
 
+def start_recording(session: Session, path: str, source: str, argv: list[str]) -> None:
+    """Give the session a flight recorder writing ``path``."""
+    from msdbg.store.recorder import Recorder
+
+    session.recorder = Recorder(path, source=source, argv=argv)
+    session.record_path = path
+
+
+def stop_recording(session: Session, exit_code: int | None) -> None:
+    """Close the flight recording (noting the exit code); a failure is reported, never raised."""
+    if session.recorder is None:
+        return
+    try:
+        session.recorder.finish(exit_code)
+    except Exception as exc:  # noqa: BLE001  closing must not hide the run's own outcome
+        print(f"msdbg: flight recorder {session.recorder.path}: {exc}", file=sys.stderr)
+    session.recorder = None
+
+
 def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCallback,
                       before_training: Callable[[], None] | None = None,
                       after_training: Callable[[int], None] | None = None) -> int:
@@ -90,9 +110,13 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     if not os.path.isfile(options.script):
         raise UsageError(f"training script {options.script}: no such file")
     rank = launcher_rank()
+    if options.record:
+        start_recording(session, options.record.replace("{rank}", str(rank or 0)), options.script,
+                        [options.script, *options.script_args])
     sweep_leftovers()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
     fast = config_dir = None
+    script_code = None
 
     def remove_temporary() -> None:
         if config_dir is not None:
@@ -153,5 +177,6 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             after_training(script_code)
         return script_code
     finally:
+        stop_recording(session, script_code)
         remove_temporary()
         forget()

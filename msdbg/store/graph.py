@@ -120,6 +120,11 @@ class Graph:
         self._consumers: dict[str, list[Node]] | None = None
         self._readers: dict[str, tuple[Node, int]] | None = None
 
+    @property
+    def param_kinds(self) -> dict[str, bool]:
+        """For each parameter of the .ir, whether it is a Ref (state) rather than data."""
+        return self._is_ref
+
     # ----- lookup -------------------------------------------------------------------------------
     def node_for_dump(self, op_type: str, op_name: str) -> Node | None:
         """The node a dump file belongs to (``Parameter.fc1_weight`` or ``MatMul.Default_MatMul-op0``)."""
