@@ -18,7 +18,7 @@ import tempfile
 import threading
 from typing import Callable
 
-_FOLDER = re.compile(r"^msdbg-(?:dump|config)-(\d+)-")
+_FOLDER = re.compile(r"^msdbg-(?:dump|config|link)-(\d+)-", re.ASCII)
 _actions: dict[int, Callable[[], None]] = {}
 _installed: list[bool] = [False]
 
@@ -44,7 +44,7 @@ def owned_by_me(info: os.stat_result) -> bool:
 
 
 def sweep(parent: str | None = None) -> list[str]:
-    """Remove the ``msdbg-dump-*``/``msdbg-config-*`` folders that dead msdbg processes of this user left in
+    """Remove the ``msdbg-dump-*``/``msdbg-config-*``/``msdbg-link-*`` folders that dead msdbg processes of this user left in
     ``parent`` (default: the temporary directory); never follows a link. Returns the removed paths."""
     parent = parent or tempfile.gettempdir()
     removed = []

@@ -18,7 +18,7 @@ from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
 from msdbg.store.recorder import Recorder
-from msdbg.store.recording import Recording
+from msdbg.store.recording import Recording, as_curve
 
 T = TypeVar("T")
 
@@ -46,7 +46,8 @@ class Session:
     displays: dict[int, str] = field(default_factory=dict)  # display N: what is shown at every pause
     next_display: int = 1
     _recorded_watchpoints: list[str] = field(default_factory=list)
-    _reader: Recording | None = None
+    _reader: Recording | None = None  # reads the live recording through the recorder's connection
+    _finished: Recording | None = None  # reads it from its file once the recorder is closed
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
@@ -95,11 +96,15 @@ class Session:
         """The run's recording (every step's statistics and loss); UsageError when there is none."""
         if isinstance(self.dump, Recording):
             return self.dump
-        if self.recorder is None:
+        if self.recorder is not None:
+            if self._reader is None or self._reader.db is not self.recorder.db:
+                self._reader = Recording(self.recorder.path, db=self.recorder.db)
+            return self._reader
+        if self.record_path is None:
             raise UsageError("no flight recording in this session (--no-record); only the steps on disk are known")
-        if self._reader is None or self._reader.db is not self.recorder.db:
-            self._reader = Recording(self.recorder.path, db=self.recorder.db)
-        return self._reader
+        if self._finished is None or self._finished.path != self.record_path:
+            self._finished = Recording(self.record_path)
+        return self._finished
 
     def evaluate_across_ranks(self, keys: list[StepKey]) -> None:
         """Evaluate cross-rank watchpoints on every (net, graph, iteration) that several of ``keys``' ranks hold."""
@@ -123,7 +128,11 @@ class Session:
 
     def diagnosis(self) -> tuple[list[Finding], list[str]]:
         """The accuracy guide's causes that the hits (and graphs) point to, and hit conditions none explains."""
-        return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [])
+        try:
+            losses = as_curve(self.recording().scalar_series("loss", self.rank))
+        except UsageError:  # no recording: the loss curve is unknown
+            losses = []
+        return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [], losses)
 
     def count_training_steps(self, results: list[tuple[StepKey, StepResult]]) -> int:
         """How many of the evaluated steps are training steps (what 'step N' counts)."""

@@ -142,7 +142,7 @@ def _scan_list(entries, categories, pattern):
             slot = f":{entry.slot}" if entry.slot else ""
             category = entry.category + (f" {entry.param}" if entry.param and not entry.file.is_parameter else "")
             shape_text = "?" if shape is None else "(" + ",".join(map(str, shape)) + ")"
-            listed.append((scope, f"{name}{slot}", entry.op_type, category, shape_text, entry.file.dtype))
+            listed.append((scope, f"{name}{slot}", entry.op_type, category, shape_text, entry.dtype))
     return listed
 
 

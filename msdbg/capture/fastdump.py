@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
+from msdbg.capture.dumppath import safe_temp_parent
+from msdbg.errors import UsageError
 from msdbg.leftovers import private_dir, sweep
 from msdbg.store.dumpdir import DumpDir
 
@@ -92,9 +95,13 @@ def fast_parent() -> str:
 def sweep_leftovers() -> None:
     """Remove what killed msdbg runs of this user left in the temporary directory and on the fast file system
     (where it holds memory)."""
-    sweep()
-    if fast_parent():
-        sweep(fast_parent())
+    parents = {tempfile.gettempdir(), fast_parent()}
+    try:
+        parents.add(safe_temp_parent("msdbg's clean-up"))
+    except UsageError:
+        pass
+    for parent in parents - {""}:
+        sweep(parent)
 
 
 def place_on_fast_storage(root: str, rank: int) -> FastDump | None:

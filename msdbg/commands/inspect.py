@@ -133,7 +133,7 @@ def _health_marks(session: Session, rows: list["_ListRow"], compute: bool) -> di
             known = (stats.nonfinite_count or 0, stats.zero or 0, stats.size)
         if known is None and compute and is_float(row.entry):
             try:
-                stats = compute_stats(row.entry.load(), {"nonfinite", "zero"}, dtype_hint=row.entry.file.dtype.lower())
+                stats = compute_stats(row.entry.load(), {"nonfinite", "zero"}, dtype_hint=row.entry.dtype)
             except MsdbgError:
                 continue
             known = (stats.nonfinite_count, stats.zero, stats.size)
@@ -219,7 +219,7 @@ def _list_row(entry: TensorEntry) -> _ListRow:
     category = entry.category + (f" {entry.param}" if entry.param and not entry.file.is_parameter else "")
     size = math.prod(shape) if shape is not None else 0
     scope = entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"
-    cells = (f"{name}{slot}", entry.op_type, category, _shape_text(shape), entry.file.dtype,
+    cells = (f"{name}{slot}", entry.op_type, category, _shape_text(shape), entry.dtype,
              str(size) if shape is not None else "?")
     return _ListRow(scope, entry, cells, entry.category, f"{entry.node}\n{entry.op_type}\n{entry.param or ''}", size)
 
@@ -266,7 +266,7 @@ def stats(session: Session, args: list[str]) -> str:
     if recorded is not None and split_slice(text)[1] is None:  # a recording (msdbg open): its statistics
         return render.stats_table(recorded.as_dict(), color=session.color)
     entry, array = _tensor(session, text)
-    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.file.dtype.lower())
+    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.dtype)
     return render.stats_table(result.as_dict(), color=session.color)
 
 

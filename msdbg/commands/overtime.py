@@ -19,7 +19,7 @@ from msdbg.repl.layout import table, terminal_width
 from msdbg.session import Session
 from msdbg.store.dumpdir import TensorEntry
 from msdbg.store.recorder import STAT_COLUMNS
-from msdbg.store.recording import Point
+from msdbg.store.recording import Point, as_curve
 
 SCALARS = ("loss", "lr", "loss_scale")
 STATS = (*STAT_COLUMNS, "nonfinite")
@@ -63,7 +63,7 @@ def _series_from_disk(session: Session, entry: TensorEntry, stat: str) -> list[P
         if match is None:
             continue
         try:
-            stats = compute_stats(match.load(), SUMMARY_NEEDS, dtype_hint=match.file.dtype.lower())
+            stats = compute_stats(match.load(), SUMMARY_NEEDS, dtype_hint=match.dtype)
         except MsdbgError as exc:
             raise UsageError(str(exc)) from None
         points.append(point_of(key.iteration, stats, stat))
@@ -132,7 +132,7 @@ def plot(session: Session, args: list[str]) -> str:
     chart = line_chart(points, width=terminal_width(), title=title)
     if args[0] != "loss":
         return chart
-    symptoms = loss_symptoms([(p.step, math.nan if p.value is None else p.value) for p in points])
+    symptoms = loss_symptoms(as_curve(points))
     return "\n".join([chart, *(f"loss curve: {symptom.text}" for symptom in symptoms)])
 
 
@@ -179,7 +179,7 @@ def grads(session: Session, args: list[str]) -> str:
 def _stats(entry: TensorEntry) -> TensorStats:
     if entry.stats is not None:
         return entry.stats
-    return compute_stats(entry.load(), SUMMARY_NEEDS, dtype_hint=entry.file.dtype.lower())
+    return compute_stats(entry.load(), SUMMARY_NEEDS, dtype_hint=entry.dtype)
 
 
 def _norm(entry: TensorEntry) -> float | None:

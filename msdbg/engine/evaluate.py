@@ -41,7 +41,7 @@ def evaluated(entry: TensorEntry) -> bool:
 
 
 def is_float(entry: TensorEntry) -> bool:
-    return entry.file.dtype.lower() in _FLOAT_DTYPES
+    return entry.dtype in _FLOAT_DTYPES
 
 
 def tensor_key(entry: TensorEntry) -> TensorKey:
@@ -102,7 +102,7 @@ class _TensorStats:
         key = (frozenset(needs), value_range, previous is not None, rtol, atol)
         if key not in self._cache:
             self._cache[key] = compute_stats(self.array, needs, value_range=value_range, previous=previous,
-                                             rtol=rtol, atol=atol, dtype_hint=self.entry.file.dtype.lower())
+                                             rtol=rtol, atol=atol, dtype_hint=self.entry.dtype)
         return self._cache[key]
 
 
@@ -125,11 +125,14 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
         entries = [*entries, *initial_value_entries(entries, graph, history.initial_values)]
         history.initial_values = {}
     for entry in entries:
-        if not evaluated(entry) or not is_float(entry):
+        if not evaluated(entry):
             continue
         watching = [w for w in watchpoints if w.watches(entry) and not w.condition.cross_rank
                     and not w.condition.labels and (first_step or not w.condition.initial)]
         if not watching:
+            continue
+        _note_dtype(entry, history, result)
+        if not is_float(entry):
             continue
         try:
             _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped, record)
@@ -142,6 +145,17 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
         result.errors.append(str(exc))
     mark_origins(result.hits, graph)
     return result
+
+
+def _note_dtype(entry: TensorEntry, history: History, result: StepResult) -> None:
+    """One note per tensor and run when its file name and its bytes disagree on the dtype."""
+    try:
+        note = entry.dtype_note()
+    except MsdbgError:
+        return  # an unreadable file is reported when it is loaded
+    if note is not None and tensor_key(entry) not in history.dtype_noted:
+        history.dtype_noted.add(tensor_key(entry))
+        result.notes.append(note)
 
 
 class _TensorEvaluation:

@@ -89,7 +89,7 @@ def step_scalars(entries: list[TensorEntry], recorded: list[tuple[TensorEntry, T
             return known[id(entry)]
         if entry.stats is not None:
             return entry.stats
-        return compute_stats(entry.load(), SUMMARY_NEEDS, dtype_hint=entry.file.dtype.lower())
+        return compute_stats(entry.load(), SUMMARY_NEEDS, dtype_hint=entry.dtype)
 
     def value_of(entry: TensorEntry | None) -> float | None:
         stats = stats_of(entry)

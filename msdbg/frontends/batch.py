@@ -43,8 +43,12 @@ def run_batch(options: RunOptions) -> int:
     return finish(session, options.json_out, script_code)
 
 
-def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
-    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code)."""
+def finish(session: Session, json_out: str | None, script_code: int = 0, *, offline: bool = False) -> int:
+    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code).
+
+    A check (``offline``), or a run with watchpoints whose script succeeded, that evaluated no tensor is not a
+    clean result: one line, exit 2.
+    """
     for warning in session.warnings:
         print(f"msdbg: warning: {warning}", file=sys.stderr)
     for note in session.notes:
@@ -67,6 +71,12 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     if session.errors:
         print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
               file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
+        what = ("no watchpoint is set" if not session.watchpoints.items else
+                "no training step was captured" if not steps else
+                f"the watchpoints evaluated none of the tensors of {steps} step{'s' if steps != 1 else ''}")
+        print(f"msdbg: error: no tensor was checked ({what}): this is not a clean result", file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS
@@ -114,7 +124,7 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
         session.evaluate_across_ranks(selected)
     finally:
         stop_recording(session, None)
-    return finish(session, json_out)
+    return finish(session, json_out, offline=True)
 
 
 def with_progress(keys: list, label: str) -> Iterable:

@@ -11,6 +11,7 @@ from typing import Callable
 
 from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data, dump_config,
                                       install_dump_config)
+from msdbg.capture.dumppath import MindSporePath, private_dump_dir
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
@@ -46,7 +47,7 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     rank's own ``rank_N`` must not exist yet.
     """
     if requested is None:
-        return private_dir("dump"), True
+        return private_dump_dir(), True
     path = os.path.abspath(requested)
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
@@ -115,10 +116,12 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                         [options.script, *options.script_args])
     sweep_leftovers()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
-    fast = config_dir = None
+    fast = config_dir = for_mindspore = None
     script_code = None
 
     def remove_temporary() -> None:
+        if for_mindspore is not None:
+            for_mindspore.remove()
         if config_dir is not None:
             shutil.rmtree(config_dir, ignore_errors=True)
         if fast is not None:
@@ -128,9 +131,10 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
 
     forget = on_termination(remove_temporary)
     try:
+        for_mindspore = MindSporePath(dump_root)
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
         config_dir = private_dir("config")
-        install_dump_config(dump_config(dump_root), config_dir)
+        install_dump_config(dump_config(for_mindspore.path), config_dir)
         session.dump = DumpDir(dump_root)
         session.rank = rank
 
@@ -147,7 +151,8 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             except Exception:  # e.g. a parameter that cannot be copied: dump both sides, as without the choice
                 print("msdbg: could not save the initial parameter values; dumping op inputs too:\n"
                       + traceback.format_exc(limit=3), file=sys.stderr)
-            install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
+            install_dump_config(dump_config(for_mindspore.path, saved_data=saved_data, input_output=input_output),
+                                config_dir)
 
         def at_barrier() -> None:
             try:

@@ -59,14 +59,9 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
 
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
-    try:
-        agent = Agent(session, control, listen, os.path.abspath(sys.argv[0]) if sys.argv else "python")
-        how = agent.start()
-    except MsdbgError as exc:  # the training goes on without an agent
-        print(f"msdbg: not listening: {exc}", file=sys.stderr, flush=True)
-        return ""
-    sweep_leftovers()
-    dump_root, config_dir = private_dir("dump"), private_dir("config")
+    from msdbg.capture.dumppath import private_dump_dir
+
+    dump_root, config_dir = private_dump_dir(), private_dir("config")
     if ENV_VAR in os.environ:
         session.notes.append(f"{ENV_VAR} was already set; msdbg replaced it to capture into {dump_root}")
     install_dump_config(dump_config(dump_root), config_dir)

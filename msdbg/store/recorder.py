@@ -163,7 +163,7 @@ class Recorder:
             "INSERT OR IGNORE INTO tensors (rank, net, graph, label, node, op_type, category, param, io, slot, dtype, "
             "shape, ord) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*key, entry.node, entry.op_type, entry.category, entry.param, entry.io, entry.slot,
-             stats.dtype if stats is not None else entry.file.dtype, json.dumps(list(shape)), entry.order))
+             stats.dtype if stats is not None else entry.dtype, json.dumps(list(shape)), entry.order))
         row = self.db.execute("SELECT id FROM tensors WHERE rank=? AND net=? AND graph=? AND label=?", key).fetchone()
         self._tensor_ids[key] = row[0]
         return row[0]

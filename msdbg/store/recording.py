@@ -37,6 +37,11 @@ class Point(NamedTuple):
     nonfinite: bool
 
 
+def as_curve(points: list[Point]) -> list[tuple[int, float]]:
+    """(step, value) pairs for the loss-curve rules; a step whose value was NaN/Inf becomes NaN."""
+    return [(p.step, math.nan if p.value is None else p.value) for p in points]
+
+
 class Recording:
     """A recording opened for reading (a finished run, or the one a live run is writing through ``db``)."""
 
