@@ -55,12 +55,18 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
         return str(_enabled["how"])
     from msdbg.capture import barrier, retention
     from msdbg.capture.dumpconfig import ENV_VAR, dump_config, install_dump_config
+    from msdbg.capture.dumppath import private_dump_dir
     from msdbg.store.dumpdir import DumpDir
 
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
-    from msdbg.capture.dumppath import private_dump_dir
-
+    try:
+        agent = Agent(session, control, listen, os.path.abspath(sys.argv[0]) if sys.argv else "python")
+        how = agent.start()
+    except MsdbgError as exc:  # the training goes on without an agent
+        print(f"msdbg: not listening: {exc}", file=sys.stderr, flush=True)
+        return ""
+    sweep_leftovers()
     dump_root, config_dir = private_dump_dir(), private_dir("config")
     if ENV_VAR in os.environ:
         session.notes.append(f"{ENV_VAR} was already set; msdbg replaced it to capture into {dump_root}")
