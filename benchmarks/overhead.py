@@ -1,10 +1,12 @@
 """Training overhead: the same CPU training plain vs under ``msdbg run --batch -c "watch recommended"``.
 
-    python benchmarks/overhead.py [--steps 100] [--dump-steps 40] [--warmup 10] [--rounds 1] [--quick]
-                                  [--no-dump-only] [--profile OUT.prof]
+    python benchmarks/overhead.py [--model lenet|mlp|resnet18] [--steps N] [--dump-steps N] [--warmup 10]
+                                  [--rounds 1] [--quick] [--no-dump-only] [--profile OUT.prof]
 
-The training is benchmarks/lenet_train.py (LeNet-5 size convnet, batch 32, synthetic data, @ms.jit loop), which
-prints a perf_counter timestamp after every step. Each round runs, in this order:
+The training (--model) is benchmarks/lenet_train.py (lenet: LeNet-5 size convnet, batch 32, synthetic data,
+@ms.jit loop, 100 steps) or benchmarks/model_train.py under Model.train (mlp: 8-32-2 MLP, batch 16, 480 steps;
+resnet18: mindcv resnet18, 32x32 images, batch 16, 30 steps); each prints a perf_counter timestamp after every
+step. Each round runs, in this order:
 
   plain       python benchmarks/lenet_train.py STEPS
   dump only   the same with MindSpore's own dump switched on (MINDSPORE_DUMP_CONFIG, the configuration msdbg
@@ -13,11 +15,15 @@ prints a perf_counter timestamp after every step. Each round runs, in this order
   dump+sync   the same dump, run through benchmarks/_barrier_only.py: msdbg's step barrier installed (the
               executor is synchronised after every step, so the step waits until its dump is written) but
               nothing evaluated; --dump-steps steps
-  msdbg       python -m msdbg run --batch --nx -c "watch recommended" benchmarks/lenet_train.py STEPS
+  msdbg       python -m msdbg run --batch --nx -c "watch recommended" SCRIPT STEPS, through
+              benchmarks/_timed_msdbg.py, which also times msdbg's own work at each step boundary (listing,
+              evaluating, pruning the step folder; not the wait for MindSpore's dump, not its writing)
 
 Figures: total wall time of the process (start to exit, imports and compile included) and steady-state step
 time (median of the per-step times after --warmup steps; with several rounds, the median of all of them).
-Ratios are against plain from the same run; the targets are <= 1.25x. "dump only" and "dump+sync" split msdbg's
+Ratios are against plain from the same run; the targets are <= 1.25x (lenet, resnet18) and <= 1.6x (mlp, where
+MindSpore's dump alone costs about 1.3x). msdbg's own work per step is printed apart, wall and CPU time, with its
+target: <= 2 ms for the MLP's ~30-tensor step, <= 25 ms for resnet18's ~700-tensor step. "dump only" and "dump+sync" split msdbg's
 step-time overhead into MindSpore's dump writing, waiting for it at the step barrier, and msdbg's own work
 (listing, evaluating and pruning the step folder).
 """
@@ -34,11 +40,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BENCH, child_env, median, msdbg_argv, require_free_space, run_timed, tree_bytes,  # noqa: E402
+from _common import (BENCH, child_env, median, require_free_space, run_timed, tree_bytes,  # noqa: E402
                      load_note, verdict, write_mindspore_dump_config)
 
-TARGET = 1.25
-SCRIPT = str(BENCH / "lenet_train.py")
+# model -> (command line after the interpreter, default steps, overhead target, own-work target in ms or None)
+MODELS = {
+    "lenet": ([str(BENCH / "lenet_train.py")], 100, 1.25, None),
+    "mlp": ([str(BENCH / "model_train.py"), "mlp"], 480, 1.6, 2.0),
+    "resnet18": ([str(BENCH / "model_train.py"), "resnet18"], 30, 1.25, 25.0),
+}
+_OWN = re.compile(r"^own work: (\d+) steps, median ([\d.]+) ms, mean ([\d.]+) ms, cpu median ([\d.]+) ms, "
+                  r"tensors per step (\d+); evaluation median ([\d.]+) ms, cpu median ([\d.]+) ms", re.M)
 _STEP = re.compile(r"^step (\d+) t=([\d.]+)", re.M)
 _START = re.compile(r"^start t=([\d.]+)", re.M)
 
@@ -68,8 +80,10 @@ def dump_parent() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="training steps per run (default 100)")
-    parser.add_argument("--dump-steps", type=int, default=40, help="steps of the dump-only run (default 40)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="lenet", help="the training (default lenet)")
+    parser.add_argument("--steps", type=int, help="training steps per run (default: the model's, see above)")
+    parser.add_argument("--dump-steps", type=int,
+                        help="steps of the dump-only runs (default: 40 for lenet, else --steps)")
     parser.add_argument("--warmup", type=int, default=10, help="steps left out of the step-time median (default 10)")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each variant (default 1)")
     parser.add_argument("--quick", action="store_true", help="50 steps, no dump-only run (about 1 minute)")
@@ -77,8 +91,11 @@ def main() -> None:
     parser.add_argument("--profile", metavar="OUT.prof",
                         help="also run msdbg once under cProfile, save the profile and print its top entries")
     args = parser.parse_args()
+    script, default_steps, target, own_target = MODELS[args.model]
+    args.steps = args.steps or default_steps
     if args.quick:
-        args.steps, args.no_dump_only = 50, True
+        args.steps, args.no_dump_only = max(args.warmup + 10, args.steps // 2), True
+    args.dump_steps = args.dump_steps or (40 if args.model == "lenet" else args.steps)
     require_free_space(tempfile.gettempdir(), 2 * 10**9)
 
     variants = ["plain"] + ([] if args.no_dump_only else ["dump only", "dump+sync"]) + ["msdbg"]
@@ -86,15 +103,16 @@ def main() -> None:
     steps: dict[str, list[float]] = {v: [] for v in variants}
     loops: dict[str, list[float]] = {v: [] for v in variants}
     dump_sizes: list[tuple[int, int]] = []
-    print(f"LeNet-5 size convnet, batch 32, {args.steps} steps, step median after {args.warmup} warm-up steps, "
+    own: list[tuple[float, ...]] = []
+    print(f"{args.model}, {args.steps} steps, step median after {args.warmup} warm-up steps, "
           f"{args.rounds} round(s); {load_note()}; dumps under {dump_parent()}")
     for _ in range(args.rounds):
         for variant in variants:
             scratch = tempfile.mkdtemp(prefix="msdbg-bench-overhead-", dir=dump_parent())
             try:
-                env, argv, codes = child_env(), [sys.executable, SCRIPT, str(args.steps)], (0,)
+                env, argv, codes = child_env(), [sys.executable, *script, str(args.steps)], (0,)
                 if variant in ("dump only", "dump+sync"):
-                    argv = [sys.executable, SCRIPT, str(args.dump_steps)]
+                    argv = [sys.executable, *script, str(args.dump_steps)]
                     if variant == "dump+sync":
                         argv.insert(1, str(BENCH / "_barrier_only.py"))
                     # op outputs only, as msdbg run --batch asks for on a dump it owns
@@ -102,11 +120,14 @@ def main() -> None:
                                                          os.path.join(scratch, "dump"), input_output=2)
                     env = child_env(MINDSPORE_DUMP_CONFIG=config)
                 elif variant == "msdbg":
-                    argv = msdbg_argv("run", "--batch", "--nx", "-c", "watch recommended", SCRIPT, str(args.steps))
+                    argv = [sys.executable, str(BENCH / "_timed_msdbg.py"), "run", "--batch", "--nx", "-c",
+                            "watch recommended", *script, str(args.steps)]
                     codes = (0, 1)  # 1: a recommended watchpoint hit (reported below), still a valid timing
                 wall, done = run_timed(argv, env=env, ok_codes=codes)
                 if variant == "msdbg" and done.returncode == 1:
                     print("  note: msdbg reported hits: " + done.stdout.splitlines()[-1][:200])
+                if variant == "msdbg" and (found := _OWN.search(done.stderr)):
+                    own.append(tuple(float(x) for x in found.groups()))
                 if variant == "dump only":
                     dump_sizes.append(tree_bytes(os.path.join(scratch, "dump"), ".npy"))
             finally:
@@ -131,9 +152,17 @@ def main() -> None:
     wall_ratio = min(walls["msdbg"]) / base_wall
     step_ratio = median(steps["msdbg"]) / base_step
     print(f"total wall  plain {base_wall:.2f} s  msdbg {min(walls['msdbg']):.2f} s  {wall_ratio:.2f}x  "
-          f"{verdict(wall_ratio, TARGET)}")
+          f"{verdict(wall_ratio, target)}")
     print(f"step time   plain {base_step * 1e3:.1f} ms  msdbg {median(steps['msdbg']) * 1e3:.1f} ms  "
-          f"{step_ratio:.2f}x  {verdict(step_ratio, TARGET)}")
+          f"{step_ratio:.2f}x  {verdict(step_ratio, target)}")
+    if own:
+        wall_ms, cpu_ms, tensors = median([o[1] for o in own]), median([o[3] for o in own]), int(own[0][4])
+        eval_ms, eval_cpu_ms = median([o[5] for o in own]), median([o[6] for o in own])
+        check = f"  {verdict(wall_ms, own_target, unit=' ms')}" if own_target is not None else ""
+        print(f"msdbg's own work per step ({tensors} tensors a step; not the wait for MindSpore's dump, not its "
+              f"writing): the training held {wall_ms:.2f} ms (median; {cpu_ms:.2f} ms CPU){check}")
+        print(f"  evaluating a step (on a worker thread in batch mode, beside the next step): median {eval_ms:.2f} ms"
+              f" wall, {eval_cpu_ms:.2f} ms CPU")
     if "dump only" in variants:
         dumped, synced = median(steps["dump only"]), median(steps["dump+sync"])
         size, files = dump_sizes[0]
@@ -154,7 +183,8 @@ def profile(args: argparse.Namespace) -> None:
     scratch = tempfile.mkdtemp(prefix="msdbg-bench-overhead-")
     try:
         argv = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "msdbg", "run", "--batch", "--nx",
-                "-c", "watch recommended", "--dump-dir", os.path.join(scratch, "dump"), SCRIPT, str(args.steps)]
+                "-c", "watch recommended", "--dump-dir", os.path.join(scratch, "dump"), *MODELS[args.model][0],
+                str(args.steps)]
         wall, _ = run_timed(argv, ok_codes=(0, 1))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

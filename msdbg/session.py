@@ -51,10 +51,13 @@ class Session:
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
+        return [(key, self.evaluate_step(key)) for key in self.new_steps()]
+
+    def new_steps(self) -> list[StepKey]:
+        """This rank's iteration folders not evaluated yet, in order."""
         if self.dump is None:
             return []
-        return [(key, self.evaluate_step(key)) for key in self.dump.steps()
-                if key not in self.done and (self.rank is None or key.rank == self.rank)]
+        return [key for key in self.dump.steps() if key not in self.done and (self.rank is None or key.rank == self.rank)]
 
     def evaluate_step(self, key: StepKey) -> StepResult:
         """Evaluate the active watchpoints on one iteration folder and record the outcome."""

@@ -13,10 +13,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from msdbg.engine.stats import STAT_NAMES, TensorStats, compute_stats
+from msdbg.engine import stats as stats_module
+from msdbg.engine.stats import NO_CEXT_ENV, STAT_NAMES, TensorStats, compute_stats
 
 VALUE_NEEDS = STAT_NAMES - {"change"}
 COUNTS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "finite_count", "range_count")
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def stats_path(request, monkeypatch):
+    """Every test runs on both paths: the compiled kernel (skipped where it was not built) and the NumPy fallback."""
+    if request.param == "compiled" and request.node.get_closest_marker("change_only"):
+        pytest.skip("'change' statistics are computed by NumPy on both paths")
+    if request.param == "compiled" and stats_module.KERNEL is None:
+        pytest.skip("the compiled statistics kernel is not built here (no C compiler, or MSDBG_NO_CEXT set)")
+    if request.param == "numpy":
+        monkeypatch.setattr(stats_module, "KERNEL", None)
+    return request.param
 
 
 def assert_same_stats(got: dict, expected: dict) -> None:
@@ -253,6 +266,7 @@ def test_nan_only_in_last_chunk(dtype):
     check(full(array, chunk_elements=1000), reference(array))
 
 
+@pytest.mark.change_only
 def test_change_against_previous():
     rng = np.random.default_rng(2)
     previous = rng.standard_normal(5000).astype(np.float32)
@@ -265,6 +279,7 @@ def test_change_against_previous():
     assert compute_stats(previous, {"change"}, previous=previous).change_exceed == 2  # Inf is never within
 
 
+@pytest.mark.change_only
 def test_change_tolerance_boundary():
     # atol + rtol * |prev| = 0.25 + 0.5 * 1.0 = 0.75 exactly: a change of exactly 0.75 is within
     previous = np.ones(4, np.float32)
@@ -334,7 +349,7 @@ def float_arrays(dtype, max_side=12):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=75, deadline=None)  # per path: 150 in all
 @given(data=st.data(), chunk=st.integers(1, 64))
 def test_matches_reference(dtype, data, chunk):
     array = data.draw(float_arrays(dtype))
@@ -346,6 +361,7 @@ def test_matches_reference(dtype, data, chunk):
     assert stats.zero + stats.neg + stats.pos + stats.nonfinite_count == stats.size == array.size
 
 
+@pytest.mark.change_only
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @settings(max_examples=100, deadline=None)
 @given(data=st.data(), chunk=st.integers(1, 64), rtol=st.sampled_from([0.0, 1e-5, 0.5]),
@@ -426,3 +442,54 @@ def test_sign_counts_of_one_signed_chunks(values):
     array = np.array(values * 50_000, np.float32)
     stats = full(array, chunk_elements=30_000)
     check(stats, reference(array))
+
+
+# --- the compiled kernel and the NumPy fallback agree ----------------------------------------------------------
+
+def both_paths(array, needs=VALUE_NEEDS, **kwargs) -> tuple[TensorStats, TensorStats]:
+    compiled = compute_stats(array, needs, **kwargs)
+    kernel, stats_module.KERNEL = stats_module.KERNEL, None
+    try:
+        return compiled, compute_stats(array, needs, **kwargs)
+    finally:
+        stats_module.KERNEL = kernel
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "bfloat16", "int16", "uint8", "bool"])
+def test_compiled_and_numpy_paths_agree(dtype, stats_path):
+    """Counts, min and max exactly, sums within the documented error (1e-5 of the sum of magnitudes), on tensors
+    large enough for the kernel's fast float32 sums, with NaN/Inf in some of its blocks only."""
+    if stats_path == "numpy":
+        pytest.skip("compares the compiled path with the fallback")
+    rng = np.random.default_rng(11)
+    wide = rng.standard_normal(70_001) * rng.choice([1e-3, 1.0, 30.0], 70_001)
+    wide[::9] = 0.0
+    hint = None
+    if dtype in ("float16", "float32", "float64"):
+        wide[[3, 40_000, 40_001, 69_999]] = [np.nan, np.inf, -np.inf, np.nan]
+        array = wide.astype(dtype)
+    elif dtype == "bfloat16":
+        wide[[3, 40_000, 40_001]] = [np.nan, np.inf, -np.inf]
+        array, hint = bfloat16_bits(wide.astype(np.float32)), "bfloat16"
+    else:
+        array = (wide * 40).astype(dtype) if dtype != "bool" else wide > 0
+    compiled, fallback = both_paths(array, value_range=(-0.5, 2.0), dtype_hint=hint)
+    for name in COUNTS + ("min", "max", "size", "dtype", "shape"):
+        assert getattr(compiled, name) == getattr(fallback, name), name
+    for name in ("sum", "abs_sum", "sq_sum"):
+        scale = fallback.sq_sum if name == "sq_sum" else fallback.abs_sum
+        assert abs(getattr(compiled, name) - getattr(fallback, name)) <= 1e-5 * scale, name
+    only_compiled, only_fallback = both_paths(array, {"nonfinite"}, dtype_hint=hint)
+    assert only_compiled == only_fallback
+
+
+def test_environment_variable_forces_the_numpy_fallback(stats_path):
+    if stats_path == "compiled":
+        pytest.skip("one run is enough")
+    import subprocess
+    import sys
+
+    probe = "from msdbg.engine import stats; print(stats.KERNEL is None)"
+    env = dict(os.environ, **{NO_CEXT_ENV: "1"})
+    forced = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert forced.stdout.strip() == "True"

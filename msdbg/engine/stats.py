@@ -2,13 +2,16 @@
 
 ``compute_stats`` walks an array (usually a read-only memmap of a dump file, possibly larger than memory) in
 chunks of ``CHUNK_ELEMENTS`` and computes only the statistics asked for, so memory stays at a few chunks
-whatever the tensor's size. Conventions:
+whatever the tensor's size. The compiled kernel (msdbg/_statskernel.c, built by ``pip install`` where a C
+compiler exists) does it in one pass per contiguous window with the GIL released; without it, or with
+``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy). Both follow these conventions:
 
 * NaN, +Inf and -Inf are counted apart (``nan``, ``pos_inf``, ``neg_inf``); every other statistic covers the
   FINITE elements only, so ``zero + neg + pos + nan + pos_inf + neg_inf == size``.
 * ``-0.0`` counts as zero; ``neg`` and ``pos`` count finite values below and above 0 (-Inf is in ``neg_inf``).
-* Sums: float64 data is summed in float64. float32 (and float16/bfloat16, widened to float32) is summed by BLAS in
-  float32 within rows of ``_ROW`` elements and in float64 across rows and chunks, about 3x faster than widening;
+* Sums: float64 data is summed in float64. float32 (and float16/bfloat16, widened to float32) is summed in float32
+  within rows of ``_ROW`` elements by BLAS (the kernel: within blocks of 1024 across its SIMD lanes; in float64
+  for buffers under 8192 values) and in float64 across rows, blocks and chunks, about 3x faster than widening;
   the relative error stays below 1e-5 of the sum of magnitudes (tested against float64). A chunk whose float32
   squares could overflow (any |x| > 2**60) or underflow (all |x| < 2**-50) is summed in float64 instead, so
   squares of large values never overflow and sums of tiny ones keep their precision.
@@ -24,7 +27,9 @@ whatever the tensor's size. Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass, fields
 from typing import Iterable, Iterator
 
@@ -146,6 +151,8 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
     if chunk < 1:
         raise ValueError(f"chunk_elements must be at least 1, got {chunk_elements}")
 
+    if KERNEL is not None and "change" not in needs:
+        return _compiled_stats(array, needs, value_range, chunk, dtype_hint)
     sources = [_Source(array, dtype_hint, "current")]
     if "change" in needs:
         sources.append(_Source(np.asarray(previous), dtype_hint, "previous"))
@@ -157,6 +164,87 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
             for part in window:
                 release_pages(part)
     return reducer.result(array.size, sources[0].dtype_name, array.shape)
+
+
+def _load_kernel():
+    """The compiled kernel (msdbg/_statskernel.c), or None when it was not built or MSDBG_NO_CEXT is set."""
+    if os.environ.get(NO_CEXT_ENV, "") not in ("", "0"):
+        return None
+    try:
+        from msdbg import _statskernel
+    except ImportError:
+        return None
+    return _statskernel
+
+
+NO_CEXT_ENV = "MSDBG_NO_CEXT"
+KERNEL = _load_kernel()
+
+
+def _compiled_stats(array: np.ndarray, needs: frozenset[str], value_range: tuple[float, float] | None, chunk: int,
+                    dtype_hint: str | None) -> TensorStats:
+    """The statistics by the compiled kernel: one call per contiguous window (a small tensor: one call and little
+    else), chunks of the rest (views that are not contiguous, non-native byte order) copied by nditer."""
+    kind, dtype_name, bits = _kernel_format(array.dtype, (dtype_hint or "").lower())
+    storage = array if bits is None else array.view(bits)
+    mode, fields = _kernel_request(needs)
+    low, high = (float(value_range[0]), float(value_range[1])) if value_range is not None else (-math.inf, math.inf)
+    if storage.size <= chunk and storage.dtype.isnative and (storage.flags.c_contiguous or storage.flags.f_contiguous):
+        totals = _kernel_totals(KERNEL.reduce(storage.ravel(order="K"), kind, mode, low, high), storage.size)
+    else:
+        totals = _kernel_totals((0,) * 6 + (math.nan,) * 2 + (0.0,) * 3, 0)
+        for window in _windows([storage], chunk):
+            part = window[0]
+            whole = part.dtype.isnative and (part.flags.c_contiguous or part.flags.f_contiguous)
+            pieces = [part.ravel(order="K")] if whole else (np.ascontiguousarray(c) for [c] in _chunks(window, chunk))
+            for piece in pieces:
+                if piece.size:
+                    _add_totals(totals, _kernel_totals(KERNEL.reduce(piece, kind, mode, low, high), piece.size))
+            release_pages(part)
+    return TensorStats(int(array.size), dtype_name, array.shape, **{name: totals[name] for name in fields})
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_format(dtype: np.dtype, hint: str) -> tuple[str, str, type | None]:
+    """(the kernel's name for the storage, the dtype reported, the dtype to view raw bfloat16 bits as, or None)."""
+    if hint == "bfloat16" and dtype.itemsize == 2 and dtype.kind in "iuV":
+        return "B", "bfloat16", np.uint16
+    if dtype.kind in "iu":
+        return f"{dtype.kind}{dtype.itemsize}", dtype.name, None
+    kinds = {"float16": "e", "float32": "f", "float64": "d", "bool": "?"}
+    if dtype.name not in kinds:
+        _Source(np.empty(0, dtype), hint, "current")  # raises the one message for unsupported dtypes
+    return kinds[dtype.name], dtype.name, None
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_request(needs: frozenset[str]) -> tuple[int, frozenset[str]]:
+    """The kernel's mode for these needs (0: NaN/Inf counts only, 1: all but range_count, 2: all) and the fields
+    of TensorStats they fill."""
+    mode = 2 if "range_count" in needs else 1 if needs & _VALUE_STATS else 0
+    return mode, frozenset(name for need in needs for name in _FIELDS.get(need, (need,)))
+
+
+# What the kernel returns, in order.
+_KERNEL_FIELDS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "range_count", "min", "max", "sum", "abs_sum", "sq_sum")
+
+
+def _kernel_totals(reduced: tuple, size: int) -> dict:
+    """The kernel's figures for ``size`` elements as TensorStats fields (min/max None without finite values)."""
+    totals = dict(zip(_KERNEL_FIELDS, reduced))
+    finite = size - totals["nan"] - totals["pos_inf"] - totals["neg_inf"]
+    totals.update(finite_count=finite, pos=finite - totals["zero"] - totals["neg"])
+    if not finite:
+        totals["min"] = totals["max"] = None
+    return totals
+
+
+def _add_totals(totals: dict, more: dict) -> None:
+    for name in _COUNTS[:-1] + ("sum", "abs_sum", "sq_sum"):  # all but change_exceed
+        totals[name] += more[name]
+    if more["min"] is not None:
+        totals["min"] = more["min"] if totals["min"] is None else min(totals["min"], more["min"])
+        totals["max"] = more["max"] if totals["max"] is None else max(totals["max"], more["max"])
 
 
 # A memory-mapped tensor is read in windows of this many bytes, each dropped from resident memory once read

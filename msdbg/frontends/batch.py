@@ -39,7 +39,7 @@ def run_batch(options: RunOptions) -> int:
             for error in result.errors:
                 print(f"msdbg: error: {error}", file=sys.stderr)
 
-    script_code = run_under_capture(options, session, report_steps)
+    script_code = run_under_capture(options, session, report_steps, overlap_steps=True)
     return finish(session, options.json_out, script_code)
 
 

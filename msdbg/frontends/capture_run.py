@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import traceback
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,6 +19,7 @@ from msdbg.errors import UsageError
 from msdbg.leftovers import on_termination, private_dir
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir, StepKey
+from msdbg.threads import worker
 
 StepsCallback = Callable[[list[tuple[StepKey, StepResult]]], None]
 
@@ -32,6 +34,24 @@ class RunOptions:
     keep_steps: int = 2
     interactive: bool = False
     record: str | None = None  # the flight recording to write (None: none)
+
+
+class _Overlap:
+    """One background evaluation at a time, on a thread that keeps SIGINT blocked (MindSpore's handler would end
+    the process from any thread)."""
+
+    def __init__(self):
+        self._pool = worker("msdbg-step")
+        self._pending: Future | None = None
+
+    def start(self, job: Callable[[list[StepKey]], None], keys: list[StepKey]) -> None:
+        self._pending = self._pool.submit(job, keys)
+
+    def wait(self) -> None:
+        """Wait for the evaluation under way, if any; re-raise what it raised (StopTraining from on_steps)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
 
 def launcher_rank() -> int | None:
@@ -97,12 +117,16 @@ def stop_recording(session: Session, exit_code: int | None) -> None:
 
 def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCallback,
                       before_training: Callable[[], None] | None = None,
-                      after_training: Callable[[int], None] | None = None) -> int:
+                      after_training: Callable[[int], None] | None = None, overlap_steps: bool = False) -> int:
     """Run the script with capture on; call ``on_steps`` with each barrier's evaluated steps; return its exit code.
 
     ``on_steps`` runs inside the training process at a step boundary; it may block (a paused prompt) or raise
     StopTraining. Any other failure inside msdbg is reported and training goes on. ``after_training`` runs
     once the script has ended, while the dump is still on disk.
+
+    ``overlap_steps`` (batch mode, where no prompt can open): step N is evaluated, reported and pruned on a
+    worker thread while step N+1 trains; the barrier after N+1 waits for it first, so hits are still reported
+    with step N and at most one step is evaluated behind the training.
     """
     from msdbg.capture import barrier, retention
     from msdbg.capture.fastdump import place_on_fast_storage, sweep_leftovers
@@ -154,21 +178,47 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             install_dump_config(dump_config(for_mindspore.path, saved_data=saved_data, input_output=input_output),
                                 config_dir)
 
-        def at_barrier() -> None:
+        trash = retention.Trash()
+
+        def evaluate(keys: list[StepKey]) -> None:
+            """Delete the folders pruned at the barrier; evaluate and report these complete steps."""
+            trash.empty()
             try:
-                results = session.evaluate_new_steps()
+                results = [(key, session.evaluate_step(key)) for key in keys]
             except Exception:  # a bug in msdbg must not end the training
                 print("msdbg: internal error while evaluating a step (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)
                 return
             on_steps(results)
+
+        def housekeeping() -> None:
+            """At the barrier, the training stopped: prune the evaluated steps, move the dump off memory if due."""
             try:
-                retention.prune(session.dump, session.done, options.keep_steps, rank)
+                retention.prune(session.dump, session.done, options.keep_steps, rank,
+                                remove=trash.put if overlap is not None else None)
                 if fast is not None and (message := fast.keep_room(session.dump, options.keep_steps)):
                     print(f"msdbg: {message}", file=sys.stderr)
             except Exception:  # housekeeping must not end the training either
                 print("msdbg: internal error while pruning the dump (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)
+
+        overlap = _Overlap() if overlap_steps else None
+
+        def at_barrier() -> None:
+            if overlap is not None:
+                overlap.wait()  # the previous step's evaluation; re-raises what on_steps raised there
+                housekeeping()
+            try:
+                keys = session.new_steps()  # complete now: the step's dump was waited for
+            except Exception:  # a bug in msdbg must not end the training
+                print("msdbg: internal error while listing the dump (training goes on):\n"
+                      + traceback.format_exc(), file=sys.stderr)
+                return
+            if overlap is not None:
+                overlap.start(evaluate, keys)
+            else:
+                evaluate(keys)
+                housekeeping()
 
         if before_training is not None:
             before_training()
@@ -177,6 +227,9 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             script_code = run_script(options.script, options.script_args)
         finally:
             uninstall()
+            if overlap is not None:
+                overlap.wait()
+                trash.empty()
         on_steps(session.evaluate_new_steps())
         if after_training is not None:
             after_training(script_code)

@@ -311,4 +311,9 @@ def _listdir(path: str) -> list[str]:
 
 
 def _numeric_dirs(path: str) -> list[int]:
-    return sorted(int(name) for name in _listdir(path) if name.isdigit() and os.path.isdir(os.path.join(path, name)))
+    """The folders named by a number under ``path``, as numbers, in order (one scandir: no stat per name)."""
+    try:
+        with os.scandir(path) as entries:
+            return sorted(int(entry.name) for entry in entries if entry.name.isdigit() and entry.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []

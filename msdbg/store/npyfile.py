@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from msdbg.errors import MsdbgError
 # Tensors up to this size are read into memory: for small files a read is several times cheaper than setting up
 # a memory map (most tensors of a step are small), and their pages need no releasing.
 SMALL_FILE_BYTES = 1 << 20
+# Bytes read first from a large file: its header (NumPy pads headers to 64 bytes; MindSpore's are under 256).
+_HEADER_READ = 4096
+_HEADERS: dict[bytes, tuple[tuple[int, ...], bool, np.dtype, int]] = {}
+_HEADERS_KEPT = 4096
 
 
 class TensorFileError(MsdbgError):
@@ -39,21 +44,44 @@ def read_header(path: str) -> NpyLayout:
     file size tells, and the values are read as float32. Raises TensorFileError with a one-line message naming
     the file.
     """
+    return _read(path)[0]
+
+
+def open_npy(path: str) -> np.ndarray:
+    """Memory-map a ``.npy`` file read-only (read small ones) after checking its header and length.
+
+    The dtype is the one its bytes have (see read_header), whatever the file name says. A small file is read with
+    one system call, and each distinct header is parsed once (a step's files repeat the same few headers). Raises
+    TensorFileError with a one-line message naming the file.
+    """
+    layout, data = _read(path)
+    shape, dtype, offset, order = layout.shape, layout.dtype, layout.offset, "F" if layout.fortran else "C"
+    count = _count(shape)
+    if count == 0:
+        return np.zeros(shape, dtype=dtype)
+    if count * dtype.itemsize <= SMALL_FILE_BYTES:
+        if len(data) < offset + count * dtype.itemsize:  # only the header was read, or the file grew since
+            with open(path, "rb") as handle:
+                data = handle.read(offset + count * dtype.itemsize)
+        # read-only (a view of bytes), like the memory maps of larger tensors
+        return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape, order=order)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
+def _read(path: str) -> tuple[NpyLayout, bytes]:
+    """The layout of a ``.npy`` file and its first bytes (all of a small file), in one read."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-            offset = handle.tell()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size if size <= SMALL_FILE_BYTES + _HEADER_READ else _HEADER_READ)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise TensorFileError(f"tensor file {path}: does not exist") from None
-    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+    except OSError as exc:
         raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
-    if dtype.hasobject:
-        raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
+    shape, fortran, dtype, offset = _header(path, data)
     count = _count(shape)
     expected = offset + count * dtype.itemsize
     if size < expected:
@@ -63,27 +91,37 @@ def read_header(path: str) -> NpyLayout:
     data_dtype = dtype
     if dtype == np.float16 and count and size - offset == count * 4:
         data_dtype = np.dtype(np.float32).newbyteorder(dtype.byteorder)
-    return NpyLayout(tuple(shape), fortran, data_dtype, offset, dtype)
+    return NpyLayout(tuple(shape), fortran, data_dtype, offset, dtype), data
 
 
-def open_npy(path: str) -> np.ndarray:
-    """Memory-map a ``.npy`` file read-only (read small ones) after checking its header and length.
+def _header(path: str, data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran order, dtype, data offset) of a .npy file starting with ``data``; parsed by NumPy's own
+    reader the first time a header is seen."""
+    if data[:6] == b"\x93NUMPY" and len(data) >= 10:
+        length = int.from_bytes(data[8:10], "little") + 10 if data[6] == 1 else (
+            int.from_bytes(data[8:12], "little") + 12 if len(data) >= 12 else 0)
+        known = _HEADERS.get(data[:length]) if 10 <= length <= len(data) else None
+        if known is not None:
+            return known
+    parsed = _parse_header(path, io.BytesIO(data))
+    if len(_HEADERS) >= _HEADERS_KEPT:
+        _HEADERS.clear()
+    _HEADERS[data[:parsed[3]]] = parsed
+    return parsed
 
-    The dtype is the one its bytes have (see read_header), whatever the file name says. Raises TensorFileError
-    with a one-line message naming the file.
-    """
-    layout = read_header(path)
-    shape, dtype, offset, order = layout.shape, layout.dtype, layout.offset, "F" if layout.fortran else "C"
-    count = _count(shape)
-    if count == 0:
-        return np.zeros(shape, dtype=dtype)
-    if count * dtype.itemsize <= SMALL_FILE_BYTES:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = np.fromfile(handle, dtype=dtype, count=count)
-        data.flags.writeable = False  # read-only, like the memory maps of larger tensors
-        return data.reshape(shape, order=order)
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+
+def _parse_header(path: str, handle: io.BytesIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+        raise TensorFileError(f"tensor file {path}: not a valid .npy file ({_short(exc)})") from None
+    if dtype.hasobject:
+        raise TensorFileError(f"tensor file {path}: holds Python objects, not numbers")
+    return tuple(shape), bool(fortran), dtype, handle.tell()
 
 
 def release_pages(array: np.ndarray) -> None:
