@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     attach = sub.add_parser("attach", help="attach to a training started with --listen or msdbg.enable()",
                             description="Open the debugger on a running training, as gdb -p does.")
     attach.add_argument("target", metavar="TARGET", help="the training's PID, or tcp:HOST:PORT")
-    attach.add_argument("--token", help="the token printed by a tcp listener")
+    attach.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _dispatch
+    attach.add_argument("--token-file", metavar="FILE",
+                        help="the token of a tcp listener, in a file only you can read (default: MSDBG_TOKEN, "
+                             "else the token file the training wrote, for the same user)")
     attach.add_argument("--batch", action="store_true", help="run the commands, print the hits so far, detach")
     _add_command_options(attach)
 
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from msdbg.errors import MsdbgError
 
     if _pauses_on_ctrl_c(args):
-        from msdbg.frontends.interrupts import block_interrupts
+        from msdbg.threads import block_interrupts
 
         block_interrupts()  # before NumPy or MindSpore start a thread: every thread inherits the mask
     try:
@@ -187,9 +190,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return open_recording(args.recording, commands, args.batch, args.json)
     if args.subcommand == "attach":
+        from msdbg.errors import UsageError
         from msdbg.remote.client import attach
 
-        return attach(args.target, args.token, commands, args.batch, args.json)
+        if args.token is not None:
+            raise UsageError("--token: refused, a token on the command line is visible to every user of this "
+                             "machine (ps, /proc/PID/cmdline); give it with MSDBG_TOKEN=... or --token-file FILE")
+        return attach(args.target, args.token_file, commands, args.batch, args.json)
     if args.subcommand == "demo":
         from msdbg.frontends import demos
 

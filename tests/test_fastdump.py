@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from conftest import ROOT, run_msdbg
+from msdbg import leftovers
 from msdbg.capture import fastdump
 
 SCRIPTS = ROOT / "tests" / "scripts"
@@ -66,5 +67,5 @@ def test_stale_folders_of_dead_processes_are_removed(tmp_path):
     other = tmp_path / "msdbg-dump-notapid"
     for folder in (dead, alive, other):
         (folder / "rank_0").mkdir(parents=True)
-    assert fastdump.remove_stale(str(tmp_path)) == [str(dead)]
+    assert leftovers.sweep(str(tmp_path)) == [str(dead)]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])

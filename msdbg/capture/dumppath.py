@@ -14,6 +14,7 @@ import shutil
 import tempfile
 
 from msdbg.errors import UsageError
+from msdbg.leftovers import private_dir
 
 _ACCEPTED = re.compile(r"^[A-Za-z0-9_/-]+$")
 _FALLBACK_PARENTS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -39,7 +40,7 @@ def safe_temp_parent(what: str) -> str:
 
 def private_dump_dir() -> str:
     """A new private folder for a dump msdbg owns, at a path MindSpore accepts."""
-    return tempfile.mkdtemp(prefix="msdbg-dump-", dir=safe_temp_parent("the private dump folder"))
+    return private_dir("dump", safe_temp_parent("the private dump folder"))
 
 
 class MindSporePath:
@@ -52,7 +53,7 @@ class MindSporePath:
         if accepted(dump_root):
             self.path = dump_root
             return
-        self._link_dir = tempfile.mkdtemp(prefix="msdbg-link-", dir=safe_temp_parent(f"--dump-dir {dump_root}"))
+        self._link_dir = private_dir("link", safe_temp_parent(f"--dump-dir {dump_root}"))
         self.path = os.path.join(self._link_dir, "dump")
         os.symlink(dump_root, self.path)
 

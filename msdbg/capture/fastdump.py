@@ -14,10 +14,12 @@ for every file it writes afterwards (measured with MindSpore 2.10).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 
+from msdbg.capture.dumppath import safe_temp_parent
+from msdbg.errors import UsageError
+from msdbg.leftovers import private_dir, sweep
 from msdbg.numeric import is_ascii_int
 from msdbg.store.dumpdir import DumpDir
 
@@ -25,8 +27,6 @@ FAST_DIR_ENV = "MSDBG_FAST_DUMP_DIR"  # where to put it; default /dev/shm, empty
 DEFAULT_FAST_DIR = "/dev/shm"
 MIN_FREE_ENV = "MSDBG_FAST_DUMP_MIN_FREE_MB"  # left free there for everything else that uses it; default 2048
 DEFAULT_MIN_FREE_MB = 2048
-_PREFIX = "msdbg-dump-"
-_OURS = re.compile(rf"^{_PREFIX}(\d+)-", re.ASCII)
 
 
 def min_free_bytes() -> int:
@@ -88,44 +88,37 @@ class FastDump:
         shutil.rmtree(self.fast_dir, ignore_errors=True)
 
 
+def fast_parent() -> str:
+    """Where dumps msdbg owns go when there is room (``MSDBG_FAST_DUMP_DIR``, default /dev/shm; empty: never)."""
+    return os.environ.get(FAST_DIR_ENV, DEFAULT_FAST_DIR)
+
+
+def sweep_leftovers() -> None:
+    """Remove what killed msdbg runs of this user left in the temporary directory and on the fast file system
+    (where it holds memory)."""
+    parents = {tempfile.gettempdir(), fast_parent()}
+    try:
+        parents.add(safe_temp_parent("msdbg's clean-up"))
+    except UsageError:
+        pass
+    for parent in parents - {""}:
+        sweep(parent)
+
+
 def place_on_fast_storage(root: str, rank: int) -> FastDump | None:
     """Make ``{root}/rank_{rank}`` a link to a new private folder on the fast file system, if one has room."""
-    parent = os.environ.get(FAST_DIR_ENV, DEFAULT_FAST_DIR)
+    parent = fast_parent()
     if not parent or not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         return None
     try:
-        remove_stale(parent)
         if free_bytes(parent) < 2 * min_free_bytes():
             return None
-        fast_dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent)
+        fast_dir = private_dir("dump", parent)
         os.mkdir(os.path.join(fast_dir, f"rank_{rank}"))
         os.symlink(os.path.join(fast_dir, f"rank_{rank}"), os.path.join(root, f"rank_{rank}"))
     except OSError:
         return None
     return FastDump(root, rank, fast_dir)
-
-
-def remove_stale(parent: str) -> list[str]:
-    """Delete dump folders that msdbg processes no longer alive left on the fast file system (memory, not disk:
-    a killed run must not hold it for good). Returns the removed paths."""
-    removed = []
-    for name in os.listdir(parent):
-        match = _OURS.match(name)
-        path = os.path.join(parent, name)
-        if match and os.path.isdir(path) and os.stat(path).st_uid == os.getuid() and not _alive(int(match[1])):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _folder_bytes(path: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from msdbg.capture.dumppath import MindSporePath, private_dump_dir
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
+from msdbg.leftovers import on_termination, private_dir
 from msdbg.numeric import is_ascii_int
 from msdbg.session import Session
 from msdbg.store.dumpdir import PYNATIVE_NET, DumpDir, StepKey
@@ -191,7 +191,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     with step N and at most one step is evaluated behind the training.
     """
     from msdbg.capture import barrier, coverage, graph_mode, pynative, retention
-    from msdbg.capture.fastdump import place_on_fast_storage
+    from msdbg.capture.fastdump import place_on_fast_storage, sweep_leftovers
     from msdbg.capture.runner import run_script
 
     if not os.path.isfile(options.script):
@@ -200,14 +200,32 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     if options.record:
         start_recording(session, options.record.replace("{rank}", str(rank or 0)), options.script,
                         [options.script, *options.script_args])
+    sweep_leftovers()
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
     lock = None if owned else lock_dump_dir(dump_root, rank)
     fast = config_dir = for_mindspore = None
     script_code = None
+
+    def remove_temporary() -> None:
+        if for_mindspore is not None:
+            for_mindspore.remove()
+        if config_dir is not None:
+            shutil.rmtree(config_dir, ignore_errors=True)
+        if fast is not None:
+            fast.remove()
+        if owned:
+            shutil.rmtree(dump_root, ignore_errors=True)
+        if lock is not None:
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass
+
+    forget = on_termination(remove_temporary)
     try:
         for_mindspore = MindSporePath(dump_root)
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
-        config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
+        config_dir = private_dir("config")
         install_dump_config(dump_config(for_mindspore.path), config_dir)
         dump = DumpDir(dump_root)
         pynative_steps = PyNativeSteps(options.keep_steps, rank or 0)
@@ -328,21 +346,5 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         return script_code
     finally:
         stop_recording(session, script_code)
-        if for_mindspore is not None:
-            for_mindspore.remove()
-        if config_dir is not None:
-            shutil.rmtree(config_dir, ignore_errors=True)
-        if fast is not None:
-            fast.remove()
-        if owned:
-            shutil.rmtree(dump_root, ignore_errors=True)
-        if lock is not None:
-            try:
-                os.unlink(lock)
-            except OSError:
-                pass
-        if lock is not None:
-            try:
-                os.unlink(lock)
-            except OSError:
-                pass
+        remove_temporary()
+        forget()

@@ -12,28 +12,8 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
-from typing import Any, Callable
 
 _SIGINT = {signal.SIGINT}
-
-
-def block_interrupts() -> None:
-    """Block SIGINT in the calling thread (and so in every thread it starts from now on)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
-
-
-def start_thread(target: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
-    """Start a daemon thread that blocks SIGINT first: it never runs a handler MindSpore installed, even when
-    started by a thread that had SIGINT unblocked (``msdbg.enable()`` in a plain script)."""
-
-    def run() -> None:
-        block_interrupts()
-        target(*args)
-
-    thread = threading.Thread(target=run, daemon=True, name=name)
-    thread.start()
-    return thread
 
 
 def take_interrupt() -> bool:

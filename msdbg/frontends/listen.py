@@ -6,12 +6,14 @@ import atexit
 import os
 import shutil
 import sys
-import tempfile
 
+from msdbg.capture.fastdump import sweep_leftovers
 from msdbg.control import RunControl
+from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands, check_output_path, finish
 from msdbg.frontends.capture_run import RunOptions, launcher_rank, run_under_capture
 from msdbg.frontends.interrupts import take_interrupt
+from msdbg.leftovers import on_termination, private_dir
 from msdbg.remote.agent import Agent, announce
 from msdbg.session import Session
 
@@ -42,8 +44,11 @@ def run_listening(options: RunOptions, listen: str | None) -> int:
         control.state = "ended"
         agent.finish(code)
 
-    code = run_under_capture(options, session, _on_steps(session, control, agent),
-                             lambda: announce(agent.start()), after_training)
+    try:
+        code = run_under_capture(options, session, _on_steps(session, control, agent),
+                                 lambda: announce(agent.start()), after_training)
+    finally:
+        agent.stop()
     return finish(session, options.json_out, code)
 
 
@@ -57,19 +62,28 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
         return str(_enabled["how"])
     from msdbg.capture import barrier, retention
     from msdbg.capture.dumpconfig import ENV_VAR, dump_config, install_dump_config
+    from msdbg.capture.dumppath import private_dump_dir
     from msdbg.store.dumpdir import DumpDir
 
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
-    from msdbg.capture.dumppath import private_dump_dir
-
-    dump_root, config_dir = private_dump_dir(), tempfile.mkdtemp(prefix="msdbg-config-")
+    try:
+        agent = Agent(session, control, listen, os.path.abspath(sys.argv[0]) if sys.argv else "python")
+        how = agent.start()
+    except MsdbgError as exc:  # the training goes on without an agent
+        print(f"msdbg: not listening: {exc}", file=sys.stderr, flush=True)
+        return ""
+    sweep_leftovers()
+    dump_root, config_dir = private_dump_dir(), private_dir("config")
     if ENV_VAR in os.environ:
         session.notes.append(f"{ENV_VAR} was already set; msdbg replaced it to capture into {dump_root}")
     install_dump_config(dump_config(dump_root), config_dir)
     session.dump = DumpDir(dump_root)
-    agent = Agent(session, control, listen, os.path.abspath(os.sys.argv[0]) if os.sys.argv else "python")
     on_steps = _on_steps(session, control, agent)
+
+    def remove_temporary() -> None:
+        shutil.rmtree(dump_root, ignore_errors=True)
+        shutil.rmtree(config_dir, ignore_errors=True)
 
     def at_barrier() -> None:
         try:
@@ -81,15 +95,16 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
 
     uninstall = barrier.install(at_barrier)
 
+    forget = on_termination(remove_temporary)
+
     def at_exit() -> None:
         uninstall()
         control.state = "ended"
         agent.finish(0)
-        shutil.rmtree(dump_root, ignore_errors=True)
-        shutil.rmtree(config_dir, ignore_errors=True)
+        remove_temporary()
+        forget()
 
     atexit.register(at_exit)
-    how = agent.start()
     announce(how)
     _enabled.update(agent=agent, how=how)
     return how

@@ -12,7 +12,8 @@ from msdbg.control import RunControl, StopTraining
 from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands
 from msdbg.frontends.capture_run import RunOptions, run_under_capture
-from msdbg.frontends.interrupts import block_interrupts, discard_typeahead, take_interrupt
+from msdbg.frontends.interrupts import discard_typeahead, take_interrupt
+from msdbg.threads import block_interrupts
 from msdbg.frontends.report import summary
 from msdbg.repl.pager import show
 from msdbg.session import Session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -23,10 +24,16 @@ HISTORY_FILE = "~/.msdbg_history"
 def toolbar_text(session: Session) -> str:
     """Rank, graph, step, state, watchpoints and hits, for the bottom toolbar."""
     key = session.current
-    where = f"rank {key.rank} | graph {key.graph} | step {key.iteration}" if key else "before the first step"
-    state = session.control.state if session.control else "offline"
-    enabled = len(session.watchpoints.active())
-    return f" {where} | {state} | watchpoints {enabled} | hits {len(session.hits)} "
+    return toolbar_line(key.rank if key else None, key.graph if key else None, key.iteration if key else None,
+                        session.control.state if session.control else "offline",
+                        len(session.watchpoints.active()), len(session.hits))
+
+
+def toolbar_line(rank: int | None, graph: int | None, step: int | None, state: str, watchpoints: int,
+                 hits: int) -> str:
+    """The toolbar's text (a local session's, or an attached training's status)."""
+    where = f"rank {rank} | graph {graph} | step {step}" if step is not None else "before the first step"
+    return f" {where} | {state} | watchpoints {watchpoints} | hits {hits} "
 
 
 def _history() -> History:
@@ -42,11 +49,13 @@ def _history() -> History:
 class PromptReader:
     """Reads command lines with prompt_toolkit (a terminal, or a pipe input in tests)."""
 
-    def __init__(self, session: Session, input: Input | None = None, output: Output | None = None):
+    def __init__(self, session: Session, input: Input | None = None, output: Output | None = None,
+                 toolbar: Callable[[], str] | None = None):
         self.prompt = PromptSession(
             PROMPT, history=_history() if input is None else InMemoryHistory(),
             completer=CommandCompleter(session), lexer=PygmentsLexer(CommandLexer),
-            bottom_toolbar=lambda: toolbar_text(session), complete_while_typing=False,
+            bottom_toolbar=toolbar or (lambda: toolbar_text(session)), complete_while_typing=False,
+            refresh_interval=0.5 if toolbar else 0,  # another process's status changes while the prompt waits
             input=input, output=output)
 
     def read(self) -> str | None:
@@ -75,8 +84,9 @@ class LineReader:
         return line.rstrip("\n")
 
 
-def make_reader(session: Session) -> PromptReader | LineReader:
-    """A prompt on a terminal, plain line reading otherwise (pipes, heredocs)."""
+def make_reader(session: Session, toolbar: Callable[[], str] | None = None) -> PromptReader | LineReader:
+    """A prompt on a terminal (``toolbar``: its bottom bar, default the session's), plain line reading otherwise
+    (pipes, heredocs)."""
     if sys.stdin.isatty() and sys.stdout.isatty():
-        return PromptReader(session)
+        return PromptReader(session, toolbar=toolbar)
     return LineReader()
