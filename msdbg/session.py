@@ -9,12 +9,14 @@ from typing import Callable, TypeVar
 from msdbg.control import RunControl
 from msdbg.engine.crossrank import evaluate_across_ranks
 from msdbg.engine.diagnose import Finding, diagnose
-from msdbg.engine.evaluate import StepResult, evaluate_step
+from msdbg.engine import frozen, lossscale
+from msdbg.engine.evaluate import StepContext, StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
+from msdbg.store.families import TRAIN, GraphFamilies, UserStep
 
 T = TypeVar("T")
 
@@ -36,31 +38,98 @@ class Session:
     control: RunControl | None = None
     color: bool = False
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
+    skips: list[lossscale.Skip] = field(default_factory=list)  # steps a loss scaler skipped
+    user_steps: set[UserStep] = field(default_factory=set)  # the user's steps evaluated, train and eval
+    _families: GraphFamilies | None = None
+
+    @property
+    def families(self) -> GraphFamilies | None:
+        """Graph families (root graph + control-flow graphs) of the dump: the user's steps."""
+        if self.dump is None:
+            return None
+        if self._families is None or self._families.dump is not self.dump:
+            self._families = GraphFamilies(self.dump)
+        return self._families
+
+    def user_step(self, key: StepKey) -> UserStep:
+        return self.families.user_step(key)
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
         if self.dump is None:
             return []
-        return [(key, self.evaluate_step(key)) for key in self.dump.steps()
-                if key not in self.done and (self.rank is None or key.rank == self.rank)]
+        return self.evaluate_keys([key for key in self.dump.steps()
+                                   if key not in self.done and (self.rank is None or key.rank == self.rank)])
 
-    def evaluate_step(self, key: StepKey) -> StepResult:
-        """Evaluate the active watchpoints on one iteration folder and record the outcome."""
-        graph = self.dump.graph(key.rank, key.graph)
-        self._note_graph_problem(key)
-        try:
-            entries = self.dump.tensors(key)
-        except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
-            entries, result = [], StepResult(errors=[str(exc)])
-        else:
-            result = evaluate_step(entries, self.watchpoints.active(), graph, self.history)
+    def evaluate_keys(self, keys: list[StepKey]) -> list[tuple[StepKey, StepResult]]:
+        """Evaluate iteration folders grouped into the user's steps (one root iteration and its control-flow
+        graphs), in the order the steps ran; step-level reviews (loss scaling, frozen weights) see whole steps."""
+        return [pair for group in self.group_steps(keys) for pair in self.evaluate_user_step(group)]
+
+    def group_steps(self, keys: list[StepKey]) -> list[list[StepKey]]:
+        """``keys`` as the user's steps: each a list of folders, root graph first, steps in execution order."""
+        groups: dict[tuple, list[StepKey]] = defaultdict(list)
+        for key in keys:
+            step = self.user_step(key)
+            groups[(key.rank, key.iteration, step.root, key.net)].append(key)
+        return [sorted(group, key=lambda k: k.graph) for _, group in sorted(groups.items())]
+
+    def evaluate_user_step(self, keys: list[StepKey]) -> list[tuple[StepKey, StepResult]]:
+        """Evaluate the folders of one user step and record the outcome."""
+        step = self.user_step(keys[0])
+        families = self.families
+        training = step.phase == TRAIN
+        trained = families.trained(step.rank, step.root) if training else None
+        context = StepContext(training and step.number == 0, training, trained or None)
+        parts = []
+        for key in keys:
+            graph = self.dump.graph(key.rank, key.graph)
+            self._note_graph_problem(key)
+            try:
+                entries = self.dump.tensors(key)
+            except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
+                entries, result = [], StepResult(errors=[str(exc)])
+            else:
+                result = evaluate_step(entries, self.watchpoints.active(), graph, self.history, context)
+            parts.append(lossscale.StepGraph(entries, graph, result))
+        if training:
+            self._review_step(step, parts, trained or frozenset())
+        for key, part in zip(keys, parts):
+            self._record(key, step, part.result)
+        self.user_steps.add(step)
+        return [(key, part.result) for key, part in zip(keys, parts)]
+
+    def _review_step(self, step: UserStep, parts: list[lossscale.StepGraph], trained: frozenset[str]) -> None:
+        """Judgements over the whole step: a loss scaler's skip, weight_frozen."""
+        family = (step.rank, step.root)
+        active = self.watchpoints.active()
+        skip = lossscale.review_step(step, parts, self.history.loss_scale.setdefault(family, lossscale.ScaleState()),
+                                     active, self.history.initial_values)
+        if skip is not None:
+            self.skips.append(skip)
+        votes = [vote for part in parts for vote in part.result.unchanged]
+        if votes:
+            buffers = self.families.gradient_buffers(step.rank, step.root)
+            hits = frozen.review_step(step, votes, self.history.frozen.setdefault(family, frozen.FrozenState()),
+                                      trained, buffers)
+            parts[0].result.hits.extend(hits)
+
+    def _record(self, key: StepKey, step: UserStep, result: StepResult) -> None:
+        for hit in result.hits:
+            hit.user_step = step
         self.done.add(key)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)
         self.notes.extend(n for n in result.notes if n not in self.notes)
         self.tensors_checked += result.tensors_checked
         self.current = key
-        return result
+
+    def step_counts(self) -> dict[str, int]:
+        """The user's steps evaluated so far, per phase (train, eval)."""
+        counts: dict[str, int] = defaultdict(int)
+        for step in self.user_steps:
+            counts[step.phase] += 1
+        return dict(counts)
 
     def evaluate_across_ranks(self, keys: list[StepKey]) -> None:
         """Evaluate cross-rank watchpoints on every (net, graph, iteration) that several of ``keys``' ranks hold."""
@@ -87,13 +156,8 @@ class Session:
         return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [])
 
     def count_training_steps(self, results: list[tuple[StepKey, StepResult]]) -> int:
-        """How many of the evaluated steps are training steps (what 'step N' counts)."""
-        return sum(1 for key, _ in results if self.is_training_step(key))
-
-    def is_training_step(self, key: StepKey) -> bool:
-        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown."""
-        graph = self.dump.graph(key.rank, key.graph) if self.dump else None
-        return graph is None or bool(graph.optimizer_ops)
+        """How many of the user's training steps ``results`` hold (what 'step N' counts)."""
+        return len({step for key, _ in results if (step := self.user_step(key)).phase == TRAIN})
 
     def current_entries(self) -> list[TensorEntry]:
         """The tensors of the step being looked at; UsageError when there is none yet."""

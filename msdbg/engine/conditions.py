@@ -15,6 +15,7 @@ from msdbg.engine.stats import TensorStats
 
 ANY = None
 WEIGHT = frozenset({"weight"})
+OPTIMIZER_STATE = frozenset({"optimizer_state"})
 GRADIENT = frozenset({"gradient"})
 ACTIVATION = frozenset({"activation"})
 
@@ -69,6 +70,8 @@ class Condition:
     needs_range: bool = False
     history: bool = False  # needs the running averages of past steps (tensor_turbulence)
     cross_rank: bool = False  # compares the same tensor across ranks at one step (msdbg.engine.crossrank)
+    per_step: bool = False  # judged once per training step, not per tensor (msdbg.engine.lossscale)
+    trained_only: bool = False  # only parameters an optimizer of the step's graphs updates
     available: bool = True
     unavailable_reason: str = ""
 
@@ -206,8 +209,10 @@ def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) 
 
 # tensor_turbulence's spike test needs the running average (history.History.judge_turbulence); on its own
 # the condition only says whether the tensor is finite.
+# weight_frozen's per-tensor verdict is "unchanged"; engine/frozen.py judges it over the step. loss_scale_improper
+# is judged per step from the scale's history (engine/lossscale.py), never per tensor.
 _EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health,
-               "turbulence": _overflow}
+               "turbulence": _overflow, "frozen": _unchanged, "loss_scale": lambda c, s, p: Verdict(False)}
 
 
 def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
@@ -229,7 +234,7 @@ CONDITIONS: dict[str, Condition] = {
     for c in (
         Condition("weight_initialization", "weights before the first update: all zero, or outside bounds", WEIGHT,
                   "bounds", (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0), ParamSpec("max_gt", "max"),
-                             ParamSpec("min_lt", "min")), initial=True),
+                             ParamSpec("min_lt", "min")), initial=True, trained_only=True),
         Condition("weight_overflow", "NaN or +/-Inf in a weight", WEIGHT, "overflow"),
         Condition("gradient_exploding", "NaN or +/-Inf in a gradient", GRADIENT, "overflow"),
         Condition("tensor_overflow", "NaN or +/-Inf in any tensor", ANY, "overflow"),
@@ -245,6 +250,16 @@ CONDITIONS: dict[str, Condition] = {
                   (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0),)),
         Condition("weight_not_changed", "every element within atol + rtol*|prev| of the previous step", WEIGHT,
                   "unchanged", (ParamSpec("rtol", None, 1e-5), ParamSpec("atol", None, 1e-8)), needs_previous=True),
+        Condition("weight_frozen", "a weight unchanged (bit for bit) over steps_ge training steps in which the "
+                  "weights an optimizer updates changed: left out of the optimizer, requires_grad=False, or no "
+                  "gradient reaches it", WEIGHT, "frozen",
+                  (ParamSpec("steps_ge", None, 3.0), ParamSpec("rtol", None, 0.0), ParamSpec("atol", None, 0.0)),
+                  needs_previous=True),
+        Condition("loss_scale_improper", "a dynamic loss scale set improperly: it fell at consecutive_skips_ge "
+                  "steps in a row, or more than skipped_percentage_gt percent of the steps were skipped once steps_ge "
+                  "steps ran", OPTIMIZER_STATE, "loss_scale",
+                  (ParamSpec("consecutive_skips_ge", None, 16.0), ParamSpec("skipped_percentage_gt", None, 50.0),
+                   ParamSpec("steps_ge", None, 32.0)), per_step=True),
         Condition("weight_change_too_large", "mean|cur-prev| / mean|prev| above the bound", WEIGHT, "bounds",
                   (ParamSpec("abs_mean_update_ratio_gt", "update_ratio", 0.1),), needs_previous=True),
         Condition("weight_change_too_small", "mean|cur-prev| / mean|prev| below the bound", WEIGHT, "bounds",

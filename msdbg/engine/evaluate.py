@@ -31,6 +31,10 @@ class StepResult:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tensors_checked: int = 0
+    # (watchpoint, what) -> tensors whose pre-update or previous value was missing; one note each (see notes_for)
+    missing: dict[tuple[int, str], list[str]] = field(default_factory=dict)
+    # step-level conditions (weight_frozen): (watchpoint, parameter's entry, unchanged since the previous step)
+    unchanged: list[tuple[Watchpoint, TensorEntry, bool]] = field(default_factory=list)
 
 
 def evaluated(entry: TensorEntry) -> bool:
@@ -108,21 +112,45 @@ class NeedsTensorData(MsdbgError):
     """A statistics-only dump cannot answer what a watchpoint needs (the message lists the missing statistics)."""
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """What the session knows about the step beyond its tensors: whether it is the first training step of its
+    family (weights still initial), whether it trains (eval steps update nothing: no initial or change
+    conditions there), and the parameters an optimizer of the family updates (None: unknown)."""
+
+    first_step: bool
+    training: bool = True
+    trained: frozenset[str] | None = None
+
+    def judges(self, watchpoint: Watchpoint, entry: TensorEntry) -> bool:
+        condition = watchpoint.condition
+        if condition.cross_rank or condition.per_step or (condition.initial and not self.first_step):
+            return False
+        if not self.training and (condition.initial or condition.needs_previous):
+            return False
+        return not (condition.trained_only and self.trained is not None and entry.param not in self.trained)
+
+
 def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], graph: Graph | None,
-                  history: History) -> StepResult:
-    """Evaluate every watchpoint on every tensor it watches in this step; mark the origins of the hits."""
+                  history: History, context: StepContext | None = None) -> StepResult:
+    """Evaluate every watchpoint on every tensor it watches in this step; mark the origins of the hits.
+
+    Without ``context`` the first iteration of each graph counts as its first training step."""
     result = StepResult()
-    first_step = bool(entries) and history.is_first_step(entries[0].step.rank, entries[0].step.net,
-                                                         entries[0].step.graph, entries[0].step.iteration)
+    if context is None:
+        first = bool(entries) and history.is_first_step(entries[0].step.rank, entries[0].step.net,
+                                                        entries[0].step.graph, entries[0].step.iteration)
+        context = StepContext(first)
     inputs_dumped = any(entry.io == "input" for entry in entries)  # else the next step has no pre-update copies
-    if first_step and history.initial_values and graph is not None and graph.optimizer_ops:
-        entries = [*entries, *initial_value_entries(entries, graph, history.initial_values)]
-        history.initial_values = {}
+    if context.first_step and context.training and history.initial_values and graph is not None:
+        made = initial_value_entries(entries, graph, history.initial_values)
+        if made:
+            entries = [*entries, *made]
+            history.initial_values = {}
     for entry in entries:
         if not evaluated(entry) or not is_float(entry):
             continue
-        watching = [w for w in watchpoints if w.watches(entry) and not w.condition.cross_rank
-                    and (first_step or not w.condition.initial)]
+        watching = [w for w in watchpoints if w.watches(entry) and context.judges(w, entry)]
         if not watching:
             continue
         try:
@@ -130,7 +158,21 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
         except MsdbgError as exc:
             result.errors.append(str(exc))
     mark_origins(result.hits, graph)
+    result.notes.extend(_missing_notes(result.missing, entries[0].step if entries else None))
     return result
+
+
+_NO_PRE_UPDATE = "no pre-update value was dumped; checked the value after the first update"
+_NO_PREVIOUS = "no previous step to compare with"
+
+
+def _missing_notes(missing: dict[tuple[int, str], list[str]], step) -> list[str]:
+    """One note per watchpoint and kind of gap, naming up to three tensors."""
+    notes = []
+    for (number, what), names in sorted(missing.items()):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        notes.append(f"watchpoint {number}: {what} for {shown} (graph {step.graph})")
+    return notes
 
 
 class _TensorEvaluation:
@@ -181,15 +223,14 @@ class _TensorEvaluation:
             return self.current.get(needs, shared=self.base_needs)
         if condition.initial:
             if self.before is None:
-                self.result.notes.append(f"watchpoint {watchpoint.number}: no pre-update value of {name} was dumped;"
-                                         " checked its value after the first update")
+                self.result.missing.setdefault((watchpoint.number, _NO_PRE_UPDATE), []).append(name)
                 return self.current.get(needs)
             return _TensorStats(self.before).get(needs)
         if condition.needs_previous:
             previous = self.before.load() if self.before is not None else self.history.previous(self.key)
             if previous is None:
-                self.result.notes.append(f"watchpoint {watchpoint.number}: no previous step to compare {name} with "
-                                         f"at step {self.entry.step.iteration} of graph {self.entry.step.graph}")
+                if condition.kind != "frozen":  # counts runs of steps; a first comparison missing changes nothing
+                    self.result.missing.setdefault((watchpoint.number, _NO_PREVIOUS), []).append(name)
                 return None
             return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
                                     atol=params.get("atol", 1e-8))
@@ -204,6 +245,9 @@ class _TensorEvaluation:
             verdict = self.history.judge_turbulence(condition, self.key, watchpoint.number, stats, params)
         else:
             verdict = condition.evaluate(stats, params)
+        if condition.kind == "frozen":  # judged over the whole step (engine/frozen.py)
+            self.result.unchanged.append((watchpoint, self.entry, verdict.hit))
+            return
         if verdict.hit:
             node = self.entry.graph_node
             source = node.user_source() if node is not None else None

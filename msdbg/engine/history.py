@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msdbg.engine.conditions import Condition, Verdict
+from msdbg.engine.frozen import FrozenState
+from msdbg.engine.lossscale import ScaleState
 from msdbg.engine.stats import TensorStats
 
 TensorKey = tuple[int, str, int, str]  # (rank, net, graph, node:io:slot)
@@ -33,6 +35,9 @@ class History:
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)
+    # Step-level reviews, per (rank, root graph): the loss scaler's state, runs of unchanged weights.
+    loss_scale: dict[tuple[int, int], ScaleState] = field(default_factory=dict)
+    frozen: dict[tuple[int, int], FrozenState] = field(default_factory=dict)
 
     def previous(self, key: TensorKey) -> np.ndarray | None:
         return self._previous.get(key)

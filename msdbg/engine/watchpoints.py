@@ -107,7 +107,7 @@ def _check_values(condition: Condition, values: dict[str, float]) -> None:
         raise UsageError(f"{condition.name}: range_start_inclusive {start:g} is above range_end_inclusive {end:g}")
     if (start is not None or end is not None) and not any(n.startswith("range_percentage") for n in values):
         raise UsageError(f"{condition.name}: a range needs range_percentage_lt or range_percentage_gt")
-    for name in ("rtol", "atol", "threshold", "warmup"):
+    for name in ("rtol", "atol", "threshold", "warmup", "steps_ge", "consecutive_skips_ge", "skipped_percentage_gt"):
         if values.get(name, 0.0) < 0:
             raise UsageError(f"{condition.name} {name}: must be >= 0")
     if "beta" in values and not 0.0 < values["beta"] < 1.0:

@@ -34,8 +34,8 @@ def run_batch(options: RunOptions) -> int:
         for key, result in results:
             if result.hits:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
-                print(f"msdbg: step {key.iteration} graph {key.graph}: {len(result.hits)} hits, origin "
-                      f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
+                print(f"msdbg: {origin.phase} step {origin.step} (graph {key.graph}): {len(result.hits)} hits, "
+                      f"origin {origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
             for error in result.errors:
                 print(f"msdbg: error: {error}", file=sys.stderr)
 
@@ -50,9 +50,10 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     for note in session.notes:
         print(f"msdbg: note: {note}", file=sys.stderr)
     lines = summary(session.hits)
-    steps = len(session.done)
-    print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps} "
-          f"step{'s' if steps != 1 else ''} ({session.tensors_checked} tensors checked)")
+    print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps_text(session)} "
+          f"({session.tensors_checked} tensors checked)")
+    for skip in session.skips:
+        print(f"msdbg: {skip.describe()}")
     for line in lines:
         print(line)
     findings, unexplained = session.diagnosis()
@@ -71,11 +72,20 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
     return script_code
 
 
+def steps_text(session: Session) -> str:
+    """``6 steps``, or ``6 steps and 3 eval steps``: the user's steps, training and evaluation apart."""
+    counts = session.step_counts()
+    train, evaluation = counts.get("train", 0), counts.get("eval", 0)
+    text = f"{train} step{'s' if train != 1 else ''}"
+    return text + (f" and {evaluation} eval step{'s' if evaluation != 1 else ''}" if evaluation else "")
+
+
 def report_document(session: Session) -> dict:
-    """The ``--json`` document: hits, errors, diagnosis."""
+    """The ``--json`` document: hits, errors, diagnosis, steps skipped by loss scaling, step counts."""
     findings, unexplained = session.diagnosis()
     return {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
-            "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
+            "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained,
+            "loss_scale_skips": [skip.to_json() for skip in session.skips], "steps": session.step_counts()}
 
 
 def write_json(session: Session, path: str) -> None:
@@ -104,8 +114,8 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     selected = [k for k in every if (rank is None or k.rank == rank) and k.iteration in spec]
     if not selected:
         raise UsageError(f"--steps {steps}: no iteration of {root} is selected")
-    for key in with_progress(selected, "checking"):
-        session.evaluate_step(key)
+    for group in with_progress(session.group_steps(selected), "checking"):
+        session.evaluate_user_step(group)
     session.evaluate_across_ranks(selected)
     return finish(session, json_out)
 

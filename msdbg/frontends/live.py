@@ -91,7 +91,9 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
             print("msdbg: watchpoint hit\n" + "\n".join(summary(hits)), flush=True)
         else:
             reason = " (Ctrl-C)" if interrupted else ""
-            print(f"msdbg: paused after step {session.current.iteration} (graph {session.current.graph}){reason}",
+            step = session.user_step(session.current)
+            phase = "step" if step.phase == "train" else "eval step"
+            print(f"msdbg: paused after {phase} {step.number} (graph {session.current.graph}){reason}",
                   flush=True)
         control.pause_requested = False
         control.state = "paused"

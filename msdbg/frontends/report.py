@@ -23,7 +23,7 @@ def format_hit(hit: Hit) -> str:
     entry = hit.entry
     param = f" param={entry.param}" if entry.param else ""
     origin = "  <- origin" if hit.first_offending else ""
-    return (f"wp {hit.watchpoint} {hit.condition} step {entry.step.iteration} rank {entry.step.rank} "
+    return (f"wp {hit.watchpoint} {hit.condition} {_step_name(hit)} rank {entry.step.rank} "
             f"graph {entry.step.graph}: {entry.op_type} {entry.node} {entry.io} {entry.slot} "
             f"[{entry.category}{param}]{origin}")
 
@@ -44,13 +44,13 @@ def summary(hits: list[Hit]) -> list[str]:
     groups: dict[tuple, list[Hit]] = defaultdict(list)
     for hit in hits:
         key = hit.entry.step
-        groups[(key.rank, key.graph, key.iteration, hit.watchpoint)].append(hit)
+        groups[(key.rank, key.iteration, hit.phase, hit.step, key.graph, hit.watchpoint)].append(hit)
     since = _first_nonfinite(hits)
     first_origins: dict[tuple, Hit] = {}
     lines = []
-    for (rank, graph, step, number), group in sorted(groups.items()):
+    for (rank, _, _, step, graph, number), group in sorted(groups.items()):
         condition = group[0].condition
-        lines.append(f"step {step} (rank {rank}, graph {graph}): watchpoint {number} {condition}: "
+        lines.append(f"{_step_name(group[0])} (rank {rank}, graph {graph}): watchpoint {number} {condition}: "
                      f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
         origin = next((h for h in group if h.first_offending), group[0])
         lines.extend(format_origin(origin))
@@ -59,7 +59,7 @@ def summary(hits: list[Hit]) -> list[str]:
             earlier = since[(rank, graph, number, origin.entry.label)]
             if earlier < step:
                 where = "" if first.entry.label == origin.entry.label else (
-                    f": NaN/Inf first appeared at step {first.entry.step.iteration} in {first.entry.op_type} "
+                    f": NaN/Inf first appeared at step {first.step} in {first.entry.op_type} "
                     f"{first.entry.node}")
                 lines.append(f"    already non-finite since step {earlier}{where}")
     return lines
@@ -72,5 +72,9 @@ def _first_nonfinite(hits: list[Hit]) -> dict[tuple, int]:
         if hit.nonfinite:
             step = hit.entry.step
             key = (step.rank, step.graph, hit.watchpoint, hit.entry.label)
-            first[key] = min(first.get(key, step.iteration), step.iteration)
+            first[key] = min(first.get(key, hit.step), hit.step)
     return first
+
+
+def _step_name(hit: Hit) -> str:
+    return f"step {hit.step}" if hit.phase == "train" else f"eval step {hit.step}"
