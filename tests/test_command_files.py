@@ -142,4 +142,4 @@ def test_change_conditions_offline_with_and_without_pre_update_inputs(tmp_path):
         hits = json.loads(out.read_text())["hits"]
         assert {h["param"] for h in hits} == {"fc1.weight", "fc1.bias"}
         assert {h["step"] for h in hits} == steps
-    assert "no previous step to compare fc1.weight with at step 0" in done.stderr
+    assert "no previous step to compare fc1.bias, fc1.weight, fc2.bias, fc2.weight with (graph 0)" in done.stderr

@@ -162,7 +162,7 @@ CONDITION_KIND = {
     "weight_change_too_large": "bounds", "weight_change_too_small": "bounds", "activation_range": "bounds",
     "tensor_range": "bounds", "tensor_health": "health", "tensor_turbulence": "turbulence",
     "rank_weight_mismatch": "cross_rank", "rank_gradient_mismatch": "cross_rank",
-    "operator_overflow": "overflow",
+    "operator_overflow": "overflow", "weight_frozen": "frozen", "loss_scale_improper": "loss_scale",
 }
 TARGETS = {
     "weight_initialization": {"weight"}, "weight_overflow": {"weight"}, "gradient_exploding": {"gradient"},
@@ -171,7 +171,8 @@ TARGETS = {
     "tensor_too_small": None, "tensor_all_zero": None, "weight_not_changed": {"weight"},
     "weight_change_too_large": {"weight"}, "weight_change_too_small": {"weight"},
     "activation_range": {"activation"}, "tensor_range": None, "tensor_health": None, "tensor_turbulence": None,
-    "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"},
+    "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"}, "weight_frozen": {"weight"},
+    "loss_scale_improper": {"optimizer_state"},
 }
 CATEGORIES = ("weight", "gradient", "activation", "optimizer_state", "input")
 

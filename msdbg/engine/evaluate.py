@@ -162,16 +162,17 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     return result
 
 
-_NO_PRE_UPDATE = "no pre-update value was dumped; checked the value after the first update"
-_NO_PREVIOUS = "no previous step to compare with"
+_NO_PRE_UPDATE = "no pre-update value of {} was dumped; checked the value after the first update"
+_NO_PREVIOUS = "no previous step to compare {} with"
 
 
 def _missing_notes(missing: dict[tuple[int, str], list[str]], step) -> list[str]:
     """One note per watchpoint and kind of gap, naming up to three tensors."""
     notes = []
     for (number, what), names in sorted(missing.items()):
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        notes.append(f"watchpoint {number}: {what} for {shown} (graph {step.graph})")
+        names = sorted(names)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        notes.append(f"watchpoint {number}: {what.format(shown)} (graph {step.graph})")
     return notes
 
 
