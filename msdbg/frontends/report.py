@@ -7,7 +7,7 @@ from collections import defaultdict
 from msdbg.engine.hits import Hit
 
 _SHOWN_STATS = ("nan", "pos_inf", "neg_inf", "min", "max", "mean", "abs_mean", "size", "max_abs_diff",
-                "reference_rank")
+                "reference_rank", "unchanged_steps", "scale", "skipped", "steps")
 
 
 def format_stats(stats: dict) -> str:

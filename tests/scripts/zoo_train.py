@@ -63,7 +63,8 @@ def network():
     if MODEL in ("resnet18", "mobilenet_v2"):
         import mindcv
 
-        return mindcv.create_model(MODEL, num_classes=10, pretrained=False)
+        name = {"mobilenet_v2": "mobilenet_v2_035_96"}.get(MODEL, MODEL)  # width 0.35: the smallest variant
+        return mindcv.create_model(name, num_classes=10, pretrained=False)
     if MODEL == "transformer":
         return Encoder()
     if MODEL == "lstm":
