@@ -83,10 +83,10 @@ def test_unused_lstm_direction_is_no_gradient_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_loss_scaler_skips_are_reported_as_such(tmp_path):
+def test_o2_loss_scaler_skips_are_reported_as_such(tmp_path):
     """O2 + DynamicLossScaler(2**22) in a jit loop: the first 4 steps overflow in float16 and are skipped."""
     done, report = _run(tmp_path, "amp", "healthy", "6", commands=(
-        "watch tensor_overflow", "watch loss_scale_improper consecutive_skips_ge=3"))
+        "watch recommended", "watch loss_scale_improper consecutive_skips_ge=3"))
     skips = report["loss_scale_skips"]
     assert [s["step"] for s in skips] == [0, 1, 2, 3]
     assert all(s["scale_after"] == s["scale_before"] / 2 for s in skips if s["scale_before"] is not None)
@@ -97,14 +97,10 @@ def test_loss_scaler_skips_are_reported_as_such(tmp_path):
     assert not any(h["node"].startswith("Gradients") or h["category"] == "gradient" for h in overflow), \
         "gradient overflow of skipped steps is not a hit"
     improper = [h for h in report["hits"] if h["condition"] == "loss_scale_improper"]
-    assert [h["step"] for h in improper] == [2] and improper[0]["param"] == "scale_value"
+    assert [(h["watchpoint"], h["step"]) for h in improper] == [(10, 2)] and improper[0]["param"] == "scale_value"
     assert "loss_scale_improper" in {d["rule"] for d in report["diagnosis"]}
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="part A (branch i13a): O2 float16-named files holding float32 bytes are misread as NaN",
-                   strict=False)
-def test_o2_mixed_precision_is_silent_with_recommended(tmp_path):
-    done, report = _run(tmp_path, "amp", "healthy", "6")
-    assert report["hits"] == [], [(h["condition"], h["node"]) for h in report["hits"]][:5]
-    assert len(report["loss_scale_skips"]) == 4
+    others = [h for h in report["hits"] if h["condition"] != "loss_scale_improper"]
+    if others and all(h["op_type"] != "Parameter" and h["stats"].get("nan") for h in others):
+        pytest.xfail("part A (branch i13a): O2 float16-named files holding float32 bytes are read as float16 "
+                     f"(NaN in {others[0]['node']}); zero hits with watch recommended once it merges")
+    assert others == [], [(h["condition"], h["node"]) for h in others][:5]

@@ -74,7 +74,7 @@ def network():
 
 def batch():
     if MODEL in ("resnet18", "mobilenet_v2"):
-        return images()
+        return images(batch=4 if MODEL == "mobilenet_v2" else 2)
     if MODEL == "transformer":
         return (ms.Tensor(RNG.integers(0, 50, size=(4, 6)).astype(np.int32)),
                 ms.Tensor(RNG.integers(0, 4, size=(4,)).astype(np.int32)))
