@@ -72,3 +72,23 @@ def test_graphs_compiled_later_are_placed_when_they_appear(tmp_path):
     (tmp_path / "rank_0" / "execution_order" / "ms_global_execution_order_graph_1.csv").write_text("1\n")
     (tmp_path / "rank_0" / "graphs" / "ms_output_trace_code_graph_1.pb").write_bytes(b"")
     assert families.root_of(0, 1) == 1
+
+
+def test_weight_frozen_counts_only_steps_where_trained_weights_changed():
+    """Warm-up at lr 0 and accumulation steps change nothing: they do not count; a weight left out of the optimizer
+    hits once, at the third step in which the trained weights changed."""
+    from msdbg.engine.frozen import FrozenState, review_step
+    from msdbg.engine.watchpoints import WatchpointList
+    from msdbg.store.families import UserStep
+
+    watchpoint = WatchpointList().add("weight_frozen", {}, None)
+    entry = {name: SimpleNamespace(param=name, graph_node=None) for name in ("w", "frozen", "acc.w")}
+    state, hits_at = FrozenState(), {}
+    # step: (w changed, acc.w changed); "frozen" never changes
+    for number, (w_changed, acc_changed) in enumerate([(False, True), (False, True), (True, True), (False, True),
+                                                       (True, True), (True, True), (True, True)]):
+        votes = [(watchpoint, entry["w"], not w_changed), (watchpoint, entry["frozen"], True),
+                 (watchpoint, entry["acc.w"], not acc_changed)]
+        hits = review_step(UserStep(0, 0, TRAIN, number), votes, state, frozenset({"w"}), frozenset({"acc.w"}))
+        hits_at.update({number: [h.entry.param for h in hits]} if hits else {})
+    assert hits_at == {5: ["frozen"]}, "steps 2, 4 and 5 changed w; acc.w is a buffer, w is never frozen"
