@@ -168,14 +168,18 @@ def _checks_overflow(graph: "Graph | None") -> bool:
 
 
 def _expected_overflow(hit: Hit, graph: "Graph | None", root: int) -> bool:
-    """A NaN/Inf in the backward pass or the update of a skipped step (not in the forward pass, not a weight or
-    an input: those are not the scaler's doing)."""
+    """A NaN/Inf in the backward pass or the update of a skipped step: in a control-flow graph of the step, or in
+    the root graph's ``Gradients/`` scope or below it. Not in the forward pass, a weight or an input: those are
+    not the scaler's doing."""
     if not hit.nonfinite or hit.entry.category in ("weight", "input"):
         return False
+    if hit.entry.step.graph != root:
+        return True
     node = hit.entry.graph_node
-    if hit.entry.step.graph != root or graph is None or node is None:
+    name = node.full_name if node is not None else hit.entry.node
+    if name.startswith((GRADIENT_SCOPE, "Gradients_")) or hit.entry.category == "gradient":
         return True
-    if node.full_name.startswith(GRADIENT_SCOPE) or hit.entry.category == "gradient":
-        return True
+    if graph is None or node is None:
+        return False
     return any(graph.nodes[name].full_name.startswith(GRADIENT_SCOPE) for name in graph.ancestors(node.name)
                if name in graph.nodes)

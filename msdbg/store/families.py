@@ -73,10 +73,12 @@ class GraphFamilies:
         return [g for g in (self.dump.graph(rank, member) for member in self.members(rank, root)) if g is not None]
 
     def phase(self, rank: int, root: int) -> str:
-        """``train`` when a graph of the family computes gradients or updates weights, else ``eval``."""
+        """``train`` when a graph of the family computes gradients or updates weights (or none is readable), else
+        ``eval``."""
         families = self._rank(rank)
-        if root not in families.phases:
-            families.phases[root] = TRAIN if any(_trains(g) for g in self.graphs(rank, root)) else EVAL
+        if root not in families.phases:  # without readable graphs: unknown, judged as training
+            graphs = self.graphs(rank, root)
+            families.phases[root] = TRAIN if not graphs or any(_trains(g) for g in graphs) else EVAL
         return families.phases[root]
 
     def trained(self, rank: int, root: int) -> frozenset[str]:
