@@ -39,7 +39,8 @@ class Session:
     color: bool = False
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
     skips: list[lossscale.Skip] = field(default_factory=list)  # steps a loss scaler skipped
-    user_steps: set[UserStep] = field(default_factory=set)  # the user's steps evaluated, train and eval
+    # (rank, root graph) -> (phase, user steps seen, the last one's number): counts without a set per step
+    _steps_seen: dict[tuple[int, int], tuple[str, int, int]] = field(default_factory=dict)
     _families: GraphFamilies | None = None
 
     @property
@@ -96,7 +97,9 @@ class Session:
             self._review_step(step, parts, trained or frozenset())
         for key, part in zip(keys, parts):
             self._record(key, step, part.result)
-        self.user_steps.add(step)
+        phase, seen, last = self._steps_seen.get((step.rank, step.root), (step.phase, 0, -1))
+        if step.number != last:
+            self._steps_seen[(step.rank, step.root)] = (phase, seen + 1, step.number)
         return [(key, part.result) for key, part in zip(keys, parts)]
 
     def _review_step(self, step: UserStep, parts: list[lossscale.StepGraph], trained: frozenset[str]) -> None:
@@ -125,10 +128,13 @@ class Session:
         self.current = key
 
     def step_counts(self) -> dict[str, int]:
-        """The user's steps evaluated so far, per phase (train, eval)."""
+        """The user's steps evaluated so far, per phase (train, eval); ranks run the same steps (the most of any)."""
+        per_root: dict[tuple[str, int], int] = defaultdict(int)
+        for (_, root), (phase, seen, _) in self._steps_seen.items():
+            per_root[(phase, root)] = max(per_root[(phase, root)], seen)
         counts: dict[str, int] = defaultdict(int)
-        for step in self.user_steps:
-            counts[step.phase] += 1
+        for (phase, _), seen in per_root.items():
+            counts[phase] += seen
         return dict(counts)
 
     def evaluate_across_ranks(self, keys: list[StepKey]) -> None:

@@ -209,10 +209,14 @@ def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) 
 
 # tensor_turbulence's spike test needs the running average (history.History.judge_turbulence); on its own
 # the condition only says whether the tensor is finite.
-# weight_frozen's per-tensor verdict is "unchanged"; engine/frozen.py judges it over the step. loss_scale_improper
-# is judged per step from the scale's history (engine/lossscale.py), never per tensor.
+def _judged_per_step(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    """weight_frozen compares digests per tensor (evaluate.py) and is judged over the step (engine/frozen.py);
+    loss_scale_improper is judged per step from the scale's history (engine/lossscale.py)."""
+    return Verdict(False)
+
+
 _EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health,
-               "turbulence": _overflow, "frozen": _unchanged, "loss_scale": lambda c, s, p: Verdict(False)}
+               "turbulence": _overflow, "frozen": _judged_per_step, "loss_scale": _judged_per_step}
 
 
 def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
@@ -253,8 +257,7 @@ CONDITIONS: dict[str, Condition] = {
         Condition("weight_frozen", "a weight unchanged (bit for bit) over steps_ge training steps in which the "
                   "weights an optimizer updates changed: left out of the optimizer, requires_grad=False, or no "
                   "gradient reaches it", WEIGHT, "frozen",
-                  (ParamSpec("steps_ge", None, 3.0), ParamSpec("rtol", None, 0.0), ParamSpec("atol", None, 0.0)),
-                  needs_previous=True),
+                  (ParamSpec("steps_ge", None, 3.0),)),
         Condition("loss_scale_improper", "a dynamic loss scale set improperly: it fell at consecutive_skips_ge "
                   "steps in a row, or more than skipped_percentage_gt percent of the steps were skipped once steps_ge "
                   "steps ran", OPTIMIZER_STATE, "loss_scale",

@@ -6,6 +6,7 @@ that needs plain statistics, and one more pass is made per distinct range or cha
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -197,6 +198,9 @@ class _TensorEvaluation:
         plain = [w for w in watching if _is_plain(w)]
         self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
         for watchpoint in watching:
+            if watchpoint.condition.kind == "frozen":
+                self._vote_unchanged(watchpoint)
+                continue
             try:
                 stats = self._stats_for(watchpoint)
             except NeedsTensorData as exc:
@@ -214,6 +218,25 @@ class _TensorEvaluation:
         if needs_copy and self.current.array is not None:
             self.history.remember(self.key, self.current.array)
 
+    @cached_property
+    def digests(self) -> tuple[bytes | None, bytes | None]:
+        """(previous, current) digests of the tensor's bytes; the current one is kept for the next step. The
+        previous one is the last step's, else the pre-update copy's (None when neither exists)."""
+        if self.current.array is None:  # statistics only
+            return None, None
+        current = _digest(self.current.array)
+        previous = self.history.swap_digest(self.key, current)
+        if previous is None and self.before is not None:
+            previous = _digest(self.before.load())
+        return previous, current
+
+    def _vote_unchanged(self, watchpoint: Watchpoint) -> None:
+        """weight_frozen: whether the weight is bit for bit what it was, judged over the step by engine/frozen.py.
+        A digest, not a copy, is kept per weight between steps."""
+        previous, current = self.digests
+        if previous is not None:
+            self.result.unchanged.append((watchpoint, self.entry, previous == current))
+
     def _stats_for(self, watchpoint: Watchpoint) -> TensorStats | None:
         condition, params = watchpoint.condition, watchpoint.params
         needs = condition.stat_needs(params)
@@ -230,8 +253,7 @@ class _TensorEvaluation:
         if condition.needs_previous:
             previous = self.before.load() if self.before is not None else self.history.previous(self.key)
             if previous is None:
-                if condition.kind != "frozen":  # counts runs of steps; a first comparison missing changes nothing
-                    self.result.missing.setdefault((watchpoint.number, _NO_PREVIOUS), []).append(name)
+                self.result.missing.setdefault((watchpoint.number, _NO_PREVIOUS), []).append(name)
                 return None
             return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
                                     atol=params.get("atol", 1e-8))
@@ -246,9 +268,6 @@ class _TensorEvaluation:
             verdict = self.history.judge_turbulence(condition, self.key, watchpoint.number, stats, params)
         else:
             verdict = condition.evaluate(stats, params)
-        if condition.kind == "frozen":  # judged over the whole step (engine/frozen.py)
-            self.result.unchanged.append((watchpoint, self.entry, verdict.hit))
-            return
         if verdict.hit:
             node = self.entry.graph_node
             source = node.user_source() if node is not None else None
@@ -258,4 +277,10 @@ class _TensorEvaluation:
 
 def _is_plain(watchpoint: Watchpoint) -> bool:
     condition = watchpoint.condition
-    return not (condition.needs_previous or condition.needs_range or condition.initial or condition.history)
+    return not (condition.needs_previous or condition.needs_range or condition.initial or condition.history
+                or condition.kind == "frozen")
+
+
+def _digest(array: np.ndarray) -> bytes:
+    """A 16-byte BLAKE2b digest of the tensor's bytes: equal digests mean an unchanged tensor."""
+    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()

@@ -59,6 +59,6 @@ def review_step(step: UserStep, votes: list[tuple[Watchpoint, TensorEntry, bool]
             node = entry.graph_node
             source = node.user_source() if node is not None else None
             hit.source = str(source) if source else None
-            hit.user_step = step
+            hit.user_step, hit.first_offending = step, True  # no ancestor of a weight nobody updates hits
             hits.append(hit)
     return hits

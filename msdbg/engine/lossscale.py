@@ -129,7 +129,8 @@ def _judge_improper(watchpoint: "Watchpoint", entry: "TensorEntry", scale: float
     if not reasons:
         return None
     stats = {"scale": scale, "skipped": state.skipped, "steps": state.steps, "consecutive_skips": state.consecutive}
-    return Hit(watchpoint.number, watchpoint.condition.name, entry, stats, dict(params), tuple(reasons))
+    return Hit(watchpoint.number, watchpoint.condition.name, entry, stats, dict(params), tuple(reasons),
+               first_offending=True)
 
 
 def _scale_after(parts: list[StepGraph]) -> tuple["TensorEntry | None", float | None]:
