@@ -68,11 +68,12 @@ class Session:
         return [pair for group in self.group_steps(keys) for pair in self.evaluate_user_step(group)]
 
     def group_steps(self, keys: list[StepKey]) -> list[list[StepKey]]:
-        """``keys`` as the user's steps: each a list of folders, root graph first, steps in execution order."""
+        """``keys`` as the user's steps: each a list of folders, root graph first; each family's steps in the order
+        they ran."""
         groups: dict[tuple, list[StepKey]] = defaultdict(list)
         for key in keys:
             step = self.user_step(key)
-            groups[(key.rank, key.iteration, step.root, key.net)].append(key)
+            groups[(key.rank, step.root, step.number, key.net)].append(key)
         return [sorted(group, key=lambda k: k.graph) for _, group in sorted(groups.items())]
 
     def evaluate_user_step(self, keys: list[StepKey]) -> list[tuple[StepKey, StepResult]]:

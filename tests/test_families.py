@@ -23,11 +23,12 @@ class _Dump:
 
 
 def _layout(tmp_path, roots, graph_ids):
+    """``roots``: root graph id -> the iterations its global execution order file lists, as they ran."""
     order, graphs = tmp_path / "rank_0" / "execution_order", tmp_path / "rank_0" / "graphs"
     order.mkdir(parents=True)
     graphs.mkdir()
-    for root in roots:
-        (order / f"ms_global_execution_order_graph_{root}.csv").write_text("0\n")
+    for root, iterations in dict(roots).items():
+        (order / f"ms_global_execution_order_graph_{root}.csv").write_text("".join(f"{i}\n" for i in iterations))
     for graph in graph_ids:
         (graphs / f"ms_output_trace_code_graph_{graph}.pb").write_bytes(b"")
 
@@ -40,9 +41,10 @@ def _graph(optimizer=False, gradients=False):
 
 def test_control_flow_graphs_belong_to_their_root_and_share_its_steps(tmp_path):
     """An AMP jit step: root 0 (forward, backward, all_finite), branch 2 (update) or 3 (skip); then an eval root 4
-    whose iterations continue MindSpore's shared counter."""
-    _layout(tmp_path, [0, 4], [0, 1, 2, 3, 4])
-    folders = [(0, i) for i in range(4)] + [(3, 0), (3, 1), (2, 2), (2, 3), (4, 4), (4, 5)]
+    whose first call takes the shared counter's next value (4) and later ones restart at 1 (measured: Model.eval
+    after Model.train lists ``4 1 2 3``)."""
+    _layout(tmp_path, {0: range(4), 4: [4, 1]}, [0, 1, 2, 3, 4])
+    folders = [(0, i) for i in range(4)] + [(3, 0), (3, 1), (2, 2), (2, 3), (4, 4), (4, 1)]
     graphs = {0: _graph(gradients=True), 2: _graph(optimizer=True), 3: _graph(), 4: _graph()}
     families = GraphFamilies(_Dump(tmp_path, folders, graphs))
     assert [families.root_of(0, g) for g in range(5)] == [0, 0, 0, 0, 4]
@@ -50,14 +52,14 @@ def test_control_flow_graphs_belong_to_their_root_and_share_its_steps(tmp_path):
     steps = {(g, i): families.user_step(StepKey(0, "Net", g, i)) for g, i in folders}
     assert {s.phase for (g, _), s in steps.items() if g < 4} == {TRAIN}
     assert [steps[(3, 1)].number, steps[(2, 2)].number] == [1, 2], "a branch's folder is its root's step"
-    assert [steps[(4, 4)].phase, steps[(4, 4)].number, steps[(4, 5)].number] == [EVAL, 0, 1]
+    assert [steps[(4, 4)].phase, steps[(4, 4)].number, steps[(4, 1)].number] == [EVAL, 0, 1]
     assert len({s for (g, _), s in steps.items() if g < 4}) == 4, "4 user steps, not 8 graph runs"
     assert families.trained(0, 0) == frozenset({"w"})
 
 
 def test_without_global_order_files_each_graph_is_its_own_family(tmp_path):
     """Older dumps: no global execution order; numbering is the position among the graph's folders."""
-    _layout(tmp_path, [], [0, 1])
+    _layout(tmp_path, {}, [0, 1])
     folders = [(0, 3), (0, 4), (1, 7)]
     families = GraphFamilies(_Dump(tmp_path, folders, {0: _graph(optimizer=True), 1: _graph()}))
     assert families.root_of(0, 1) == 1
@@ -66,7 +68,7 @@ def test_without_global_order_files_each_graph_is_its_own_family(tmp_path):
 
 
 def test_graphs_compiled_later_are_placed_when_they_appear(tmp_path):
-    _layout(tmp_path, [0], [0])
+    _layout(tmp_path, {0: [0]}, [0])
     families = GraphFamilies(_Dump(tmp_path, [(0, 0)], {0: _graph(optimizer=True)}))
     assert families.root_of(0, 0) == 0
     (tmp_path / "rank_0" / "execution_order" / "ms_global_execution_order_graph_1.csv").write_text("1\n")

