@@ -34,8 +34,9 @@ def run_batch(options: RunOptions) -> int:
         for key, result in results:
             if result.hits:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
-                print(f"msdbg: {origin.phase} step {origin.step} (graph {key.graph}): {len(result.hits)} hits, "
-                      f"origin {origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
+                phase = "step" if origin.phase == "train" else "eval step"
+                print(f"msdbg: {phase} {origin.step} graph {key.graph}: {len(result.hits)} hits, origin "
+                      f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
             for error in result.errors:
                 print(f"msdbg: error: {error}", file=sys.stderr)
 
