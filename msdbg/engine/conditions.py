@@ -254,7 +254,7 @@ CONDITIONS: dict[str, Condition] = {
                   (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0),)),
         Condition("weight_not_changed", "every element within atol + rtol*|prev| of the previous step", WEIGHT,
                   "unchanged", (ParamSpec("rtol", None, 1e-5), ParamSpec("atol", None, 1e-8)), needs_previous=True),
-        Condition("weight_frozen", "a weight unchanged (bit for bit) over steps_ge training steps in which the "
+        Condition("weight_frozen", "a weight unchanged (same bytes) over steps_ge training steps in which the "
                   "weights an optimizer updates changed: left out of the optimizer, requires_grad=False, or no "
                   "gradient reaches it", WEIGHT, "frozen",
                   (ParamSpec("steps_ge", None, 3.0),)),

@@ -32,7 +32,7 @@ class History:
     _previous: dict[TensorKey, np.ndarray] = field(default_factory=dict)
     _averages: dict[tuple[int, TensorKey], _Average] = field(default_factory=dict)
     _first_iteration: dict[tuple[int, str, int], int] = field(default_factory=dict)
-    _digests: dict[TensorKey, bytes] = field(default_factory=dict)  # weight_frozen: 16 bytes per weight
+    _digests: dict[TensorKey, int] = field(default_factory=dict)  # weight_frozen: a CRC-32 per weight
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)
@@ -47,14 +47,11 @@ class History:
         """Keep a private copy (the dump file may be deleted by retention)."""
         self._previous[key] = np.array(array, copy=True)
 
-    def swap_digest(self, key: TensorKey, digest: bytes) -> bytes | None:
+    def swap_digest(self, key: TensorKey, digest: int) -> int | None:
         """Keep ``digest`` as the tensor's latest and return the one it replaces (weight_frozen)."""
         previous = self._digests.get(key)
         self._digests[key] = digest
         return previous
-
-    def digest(self, key: TensorKey) -> bytes | None:
-        return self._digests.get(key)
 
     def is_first_step(self, rank: int, net: str, graph: int, iteration: int) -> bool:
         """True for the first iteration of a graph this session saw (where weights are still initial)."""
