@@ -45,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command_options(demo)
     demo.add_argument("--batch", action="store_true", help="no prompt: train to the end and report")
 
+    compare = sub.add_parser("compare", help="compare two dumps node by node and find where they first part ways",
+                             description="Pair the tensors of two dump trees (A is the reference) and report, per "
+                                         "step, the first nodes out of tolerance and why. Exit 1 when they diverge.")
+    compare.add_argument("run_a", metavar="A", help="dump tree of the reference run")
+    compare.add_argument("run_b", metavar="B", help="dump tree of the run compared with it")
+    compare.add_argument("--steps", metavar="SPEC", default="all",
+                         help="A's iterations to compare: 'all' or e.g. '0|5-8|100-120'")
+    compare.add_argument("--rank", metavar="R", type=_non_negative_int, help="compare rank R only")
+    compare.add_argument("--rtol", metavar="X", type=float, help="relative tolerance (default 1e-5)")
+    compare.add_argument("--atol", metavar="Y", type=float, help="absolute tolerance (default 1e-8)")
+    compare.add_argument("--cosine-lt", metavar="C", type=float,
+                         help="out of tolerance when cosine similarity < C (instead of --rtol/--atol)")
+    compare.add_argument("--json", metavar="OUT", help="write pairs, first divergences and unpaired nodes to OUT")
+
     check.add_argument("dump_dir", metavar="DUMP_DIR")
     _add_command_options(check)
     check.add_argument("--rank", metavar="R", type=_non_negative_int, help="check rank R only")
@@ -96,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.subcommand == "compare":
+        return _compare(args)
     from msdbg.commands.scripts import CommandSource, read_command_file, startup_files
     from msdbg.frontends import batch
     from msdbg.frontends.capture_run import RunOptions
@@ -136,6 +152,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     from msdbg.frontends.live import run_interactive
 
     return run_interactive(options)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from msdbg.engine.pairmetrics import Tolerance
+    from msdbg.frontends.compare import compare_command
+
+    tolerance = Tolerance.from_options(args.rtol, args.atol, args.cosine_lt)
+    return compare_command(args.run_a, args.run_b, steps=args.steps, rank=args.rank, tolerance=tolerance,
+                           json_out=args.json)
 
 
 if __name__ == "__main__":

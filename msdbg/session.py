@@ -37,6 +37,7 @@ class Session:
     current: StepKey | None = None
     control: RunControl | None = None
     color: bool = False
+    other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
     skips: list[lossscale.Skip] = field(default_factory=list)  # steps a loss scaler skipped
     # (rank, root graph) -> (phase, user steps seen, the last one's number): counts without a set per step

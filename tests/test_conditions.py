@@ -162,7 +162,9 @@ CONDITION_KIND = {
     "weight_change_too_large": "bounds", "weight_change_too_small": "bounds", "activation_range": "bounds",
     "tensor_range": "bounds", "tensor_health": "health", "tensor_turbulence": "turbulence",
     "rank_weight_mismatch": "cross_rank", "rank_gradient_mismatch": "cross_rank",
-    "operator_overflow": "overflow", "weight_frozen": "frozen", "loss_scale_improper": "loss_scale",
+    "operator_overflow": "overflow", "input_too_large": "bounds", "input_turbulence": "turbulence",
+    "label_out_of_range": "labels", "label_imbalance": "labels", "label_unshuffled": "labels",
+    "weight_frozen": "frozen", "loss_scale_improper": "loss_scale",
 }
 TARGETS = {
     "weight_initialization": {"weight"}, "weight_overflow": {"weight"}, "gradient_exploding": {"gradient"},
@@ -171,7 +173,9 @@ TARGETS = {
     "tensor_too_small": None, "tensor_all_zero": None, "weight_not_changed": {"weight"},
     "weight_change_too_large": {"weight"}, "weight_change_too_small": {"weight"},
     "activation_range": {"activation"}, "tensor_range": None, "tensor_health": None, "tensor_turbulence": None,
-    "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"}, "weight_frozen": {"weight"},
+    "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"},
+    "input_too_large": {"input"}, "input_turbulence": {"input"}, "label_out_of_range": {"input"},
+    "label_imbalance": {"input"}, "label_unshuffled": {"input"}, "weight_frozen": {"weight"},
     "loss_scale_improper": {"optimizer_state"},
 }
 CATEGORIES = ("weight", "gradient", "activation", "optimizer_state", "input")
@@ -212,6 +216,7 @@ BOUND_CASES = [
     ("tensor_too_large", {"max_gt": 65503.0}), ("tensor_too_large", {"abs_mean_gt": 1e38}),
     ("tensor_too_large", {"mean_gt": 2.0, "min_gt": 0.0}),
     ("weight_too_large", {"max_gt": 0.2}), ("gradient_too_large", {"abs_mean_gt": 1.0}),
+    ("input_too_large", {"abs_mean_gt": 1.0}),
     ("tensor_too_small", {"min_lt": -1.0}), ("tensor_too_small", {"max_lt": 0.0}),
     ("tensor_too_small", {"mean_lt": 0.0}), ("tensor_too_small", {"abs_mean_lt": 1e-6}),
     ("tensor_too_small", {"min_lt": -65503.0}), ("tensor_too_small", {"abs_mean_lt": 0.3, "max_lt": -2.0}),
@@ -651,6 +656,7 @@ def test_health_counts_any_holds():
 PASSING_BOUNDS = {
     "weight_initialization": {"max_gt": 10.0, "min_lt": -10.0},
     "weight_too_large": {"max_gt": 10.0}, "gradient_too_large": {"abs_mean_gt": 10.0},
+    "input_too_large": {"abs_mean_gt": 10.0},
     "tensor_too_large": {"max_gt": 10.0, "min_gt": 10.0, "mean_gt": 10.0, "abs_mean_gt": 10.0},
     "weight_too_small": {"min_lt": -10.0}, "gradient_vanishing": {"abs_mean_lt": 1e-3},
     "tensor_too_small": {"max_lt": -10.0, "min_lt": -10.0, "mean_lt": -10.0, "abs_mean_lt": 1e-3},

@@ -97,7 +97,9 @@ def test_o2_loss_scaler_skips_are_reported_as_such(tmp_path):
     assert not any(h["node"].startswith("Gradients") or h["category"] == "gradient" for h in overflow), \
         "gradient overflow of skipped steps is not a hit"
     improper = [h for h in report["hits"] if h["condition"] == "loss_scale_improper"]
-    assert [(h["watchpoint"], h["step"]) for h in improper] == [(10, 2)] and improper[0]["param"] == "scale_value"
+    assert [(h["params"]["consecutive_skips_ge"], h["step"]) for h in improper] == [(3.0, 2)], \
+        "the default (16 in a row) stays silent; 3 in a row hits once, at step 2"
+    assert improper[0]["param"] == "scale_value"
     assert "loss_scale_improper" in {d["rule"] for d in report["diagnosis"]}
     others = [h for h in report["hits"] if h["condition"] != "loss_scale_improper"]
     if others and all(h["op_type"] != "Parameter" and h["stats"].get("nan") for h in others):

@@ -25,7 +25,7 @@ STATISTIC_STATS = frozenset({"nonfinite", "nan", "pos_inf", "neg_inf", "zero", "
 def decidable_from_statistics(watchpoint: Watchpoint) -> bool:
     """Whether MindSpore's statistic dump (no tensor data) is enough to evaluate this watchpoint."""
     condition = watchpoint.condition
-    if condition.needs_previous or condition.needs_range:
+    if condition.needs_previous or condition.needs_range or condition.labels:
         return False
     return condition.stat_needs(watchpoint.params) <= STATISTIC_STATS
 

@@ -187,9 +187,14 @@ def _number(value: object) -> float | None:
     return None if value is None else float(value)
 
 
-@command("diff", "diff TENSOR STEP_A STEP_B", "Compare a tensor at two steps still on disk.")
+@command("diff", "diff TENSOR STEP_A STEP_B | diff TENSOR", "Compare a tensor at two steps still on disk, or (after "
+         "'compare RUN') with its partner in RUN.")
 def diff(session: Session, args: list[str]) -> str:
     text, steps = split_tensor_arg(args)
+    if text and not steps:
+        from msdbg.commands.compare import diff_with_other_run  # not at the top: compare imports the front ends
+
+        return diff_with_other_run(session, text)
     if len(steps) != 2 or not all(s.isdigit() for s in steps):
         raise UsageError("usage: diff TENSOR STEP_A STEP_B")
     entry, _ = _tensor(session, text)

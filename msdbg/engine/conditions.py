@@ -18,6 +18,7 @@ WEIGHT = frozenset({"weight"})
 OPTIMIZER_STATE = frozenset({"optimizer_state"})
 GRADIENT = frozenset({"gradient"})
 ACTIVATION = frozenset({"activation"})
+INPUT = frozenset({"input"})
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "gt": lambda value, bound: value > bound,
@@ -69,9 +70,11 @@ class Condition:
     initial: bool = False
     needs_range: bool = False
     history: bool = False  # needs the running averages of past steps (tensor_turbulence)
+    mean_jumps: bool = True  # turbulence: |mean| jumps count too (not for data batches, whose mean is noise)
     cross_rank: bool = False  # compares the same tensor across ranks at one step (msdbg.engine.crossrank)
     per_step: bool = False  # judged once per training step, not per tensor (msdbg.engine.lossscale)
     trained_only: bool = False  # only parameters an optimizer of the step's graphs updates
+    labels: bool = False  # judged on the class labels a loss reads, not on statistics (msdbg.engine.data)
     available: bool = True
     unavailable_reason: str = ""
 
@@ -207,8 +210,8 @@ def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) 
     return _bounds(condition, stats, params, nonfinite_hits=not counts_nonfinite)
 
 
-# tensor_turbulence's spike test needs the running average (history.History.judge_turbulence); on its own
-# the condition only says whether the tensor is finite.
+# tensor_turbulence's spike test needs the running average (history.History.judge_turbulence), and the label
+# conditions read the label values (msdbg.engine.data); on their own they only say whether a tensor is finite.
 def _judged_per_step(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
     """weight_frozen compares digests per tensor (evaluate.py) and is judged over the step (engine/frozen.py);
     loss_scale_improper is judged per step from the scale's history (engine/lossscale.py)."""
@@ -216,7 +219,8 @@ def _judged_per_step(condition: Condition, stats: TensorStats, params: dict[str,
 
 
 _EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health,
-               "turbulence": _overflow, "frozen": _judged_per_step, "loss_scale": _judged_per_step}
+               "turbulence": _overflow, "labels": _overflow, "frozen": _judged_per_step,
+               "loss_scale": _judged_per_step}
 
 
 def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
@@ -283,6 +287,19 @@ CONDITIONS: dict[str, Condition] = {
         Condition("rank_gradient_mismatch", "the (all-reduced) gradient of a parameter differs between ranks "
                   "at the same step, in data-parallel training", GRADIENT, "cross_rank",
                   (ParamSpec("max_abs_diff_gt", "max_abs_diff", 0.0),), cross_rank=True),
+        Condition("input_too_large", "a data input's statistics above bounds: features not normalised", INPUT,
+                  "bounds", _value_bounds("large")),
+        Condition("input_turbulence", "a data batch whose norm jumps above (1+threshold) x the running "
+                  "average of earlier batches: abnormal values in the data", INPUT, "turbulence",
+                  (ParamSpec("threshold", None, 3.0), ParamSpec("beta", None, 0.9), ParamSpec("warmup", None, 3.0)),
+                  history=True, mean_jumps=False),
+        Condition("label_out_of_range", "class labels outside [0, classes) of the loss (or OneHot) reading them",
+                  INPUT, "labels", labels=True),
+        Condition("label_imbalance", "over the run so far (after min_steps batches) a class holds under "
+                  "class_percentage_lt percent of the labels", INPUT, "labels",
+                  (ParamSpec("class_percentage_lt", None, 1.0), ParamSpec("min_steps", None, 10.0)), labels=True),
+        Condition("label_unshuffled", "single_class_steps_ge batches in a row each hold one class only (data sorted "
+                  "by label)", INPUT, "labels", (ParamSpec("single_class_steps_ge", None, 3.0),), labels=True),
         Condition("operator_overflow", "an op overflowed (Ascend overflow dump)", ANY, "overflow",
                   available=False, unavailable_reason=_UNAVAILABLE_OVERFLOW),
     )

@@ -11,22 +11,31 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from msdbg.engine.hits import Hit
-from msdbg.store.graph import PASSTHROUGH_OPS, Graph
+from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, constant_gradients,
+                                    shared_weights)
+from msdbg.store.graph import Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
 SATURATING_OPS = {"Sigmoid", "Tanh"}
-LOGITS_LOSS_OPS = {"BCEWithLogitsLoss", "BinaryCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits"}
 GUIDE = "MindSpore accuracy guide (Accuracy Problem Locating and Optimization Guide)"
 
 
+_NAN_FOLLOWERS = {"log_of_nonpositive", "division_by_zero", "sqrt_of_negative", "exp_overflow", "dead_relu",
+                  "vanishing_gradients", "frozen_parameters", "no_parameter_updates", "learning_rate_too_high",
+                  "saturated_activation"}
 #: A cause that, when found, likely produces these other findings as consequences.
 CONSEQUENCES = {
     "zero_initialization": {"dead_relu", "vanishing_gradients", "frozen_parameters", "no_parameter_updates"},
     "dead_relu": {"frozen_parameters", "vanishing_gradients", "no_parameter_updates"},
-    "unnormalised_input": {"saturated_activation", "learning_rate_too_high"},
+    "unnormalised_input": _NAN_FOLLOWERS,
     "vanishing_gradients": {"frozen_parameters", "no_parameter_updates"},
     "no_gradient_path": {"frozen_parameters", "no_parameter_updates"},
     "loss_scale_improper": {"no_parameter_updates", "frozen_parameters"},
+    # NaN/Inf coming in with the data (or out of an out-of-range label) spreads through the network and its weights
+    "missing_values_in_data": _NAN_FOLLOWERS,
+    "wrong_labels": _NAN_FOLLOWERS,
+    "abnormal_input": _NAN_FOLLOWERS | {"unnormalised_input"},
+    "disconnected_parameter": {"frozen_parameters", "vanishing_gradients"},
 }
 #: Conditions that say a weight did not change.
 UNCHANGED_CONDITIONS = {"weight_not_changed", "weight_frozen"}
@@ -101,6 +110,19 @@ def _all_zero_gradient(hit: Hit) -> bool:
         stats.get("abs_mean") == 0.0 or (stats.get("zero") is not None and stats.get("zero") == stats.get("size")))
 
 
+def _every_weight(conditions: set[str]) -> Callable:
+    """Evidence: the weights these conditions hit at one step, when they are every weight of its graph."""
+    def match(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+        weights = {name for graph in graphs for name, category in graph.param_category.items() if category == "weight"}
+        by_step: dict[tuple, set[str]] = {}
+        for hit in hits:
+            if hit.condition in conditions and hit.entry.param and not hit.nonfinite:
+                by_step.setdefault((hit.entry.step.rank, hit.entry.step.graph, hit.step), set()).add(hit.entry.param)
+        return next((sorted(hit) for hit in by_step.values() if weights and weights <= hit), [])
+
+    return match
+
+
 def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
     vanishing = _of({"gradient_vanishing"}, lambda h: not _all_zero_gradient(h))(hits, graphs)
     if not vanishing:
@@ -119,19 +141,14 @@ def _is_loss(hit: Hit) -> bool:
     return in_loss_cell or scalar_reduction
 
 
-def _sigmoid_into_logits_loss(hits: list[Hit], graphs: list[Graph]) -> list[str]:
-    found = []
-    for graph in graphs:
-        for node in graph.nodes.values():
-            if node.op_type not in LOGITS_LOSS_OPS:
-                continue
-            for source in node.inputs[:1]:
-                producer = graph.nodes.get(source)
-                while producer is not None and producer.op_type in PASSTHROUGH_OPS and producer.inputs:
-                    producer = graph.nodes.get(producer.inputs[0])
-                if producer is not None and producer.op_type == "Sigmoid":
-                    found.append(f"{producer.full_name} -> {node.op_type} {node.full_name}")
-    return sorted(set(found))
+def _data_origins(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    """NaN/Inf whose origin is the data fed to the graph, with the bad samples when known."""
+    return sorted({f"{_name(h)} (step {h.step}){_samples(h)}" for h in hits
+                   if h.first_offending and h.condition in OVERFLOW_CONDITIONS and h.entry.category == "input"})
+
+
+def _samples(hit: Hit) -> str:
+    return next((f": {reason}" for reason in hit.reasons if reason.startswith("NaN/Inf in sample")), "")
 
 
 _NAN_SECTION = "Checking the Loss Curve: an abnormal loss value (NaN, +/-INF); Common Causes: API computation"
@@ -213,17 +230,69 @@ RULES: tuple[Rule, ...] = (
          "Common Tuning Suggestions: Selection and Optimization of Initial Weight Values",
          ("initialise weights with HeUniform/XavierUniform (biases at zero are fine)",),
          _of({"weight_initialization"}),
-         explains=frozenset({"weight_initialization", "gradient_vanishing", "weight_not_changed"})),
+         explains=frozenset({"weight_initialization", "gradient_vanishing", "weight_not_changed", "weight_frozen"})),
     Rule("unnormalised_input", "Data: input features are not normalised (very large values)",
          "Data Optimization: Normalizing Data; Checking the Input Data",
          ("standardise each feature (subtract the mean, divide by the std) before training",),
-         _of({"tensor_too_large", "tensor_range"}, lambda h: h.entry.category == "input"),
-         explains=frozenset({"tensor_too_large", "tensor_range"})),
+         _of({"tensor_too_large", "tensor_range", "input_too_large"}, lambda h: h.entry.category == "input"),
+         explains=frozenset({"tensor_too_large", "tensor_range", "input_too_large"})),
+    Rule("abnormal_input", "Dataset: a batch holds abnormal values, far outside the range of earlier batches",
+         "Checking the Input Data; Accuracy Checklist: the dataset contains abnormal values",
+         ("inspect the samples of that batch (print the input at that step) and the data pipeline that made them",),
+         _of({"input_turbulence"}),
+         explains=frozenset({"input_turbulence"})),
+    Rule("learning_rate_too_low", "Hyperparameters: the learning rate is too low, every weight barely changes",
+         "Hyperparameter Optimization: Selection and Optimization of Learning Rates; Checking the Loss Curve: "
+         "slow convergence",
+         ("raise the learning rate (by 10x to start) or shorten the warm-up",
+          "check the learning-rate schedule: a decay that reaches ~0 too early stops training"),
+         _every_weight({"weight_change_too_small"}),
+         explains=frozenset({"weight_change_too_small"})),
     Rule("sigmoid_into_logits_loss", "Algorithm / API misuse: a Sigmoid output fed to a loss that applies sigmoid",
          "Checking the Code and Hyperparameters: the loss function is correctly implemented",
          ("remove the Sigmoid before BCEWithLogitsLoss (it expects logits), or use BCELoss on probabilities",),
-         _sigmoid_into_logits_loss,
+         lambda hits, graphs: activation_into_loss(graphs, "Sigmoid", SIGMOID_LOSS_OPS),
          explains=frozenset(set())),
+    Rule("softmax_into_logits_loss", "Algorithm / API misuse: a Softmax output fed to a loss that applies softmax",
+         "Checking the Model Structure: the loss function is incorrect",
+         ("remove the Softmax before SoftmaxCrossEntropyWithLogits / CrossEntropyLoss (they expect logits); "
+          "keep it only for inference",),
+         lambda hits, graphs: activation_into_loss(graphs, "Softmax", SOFTMAX_LOSS_OPS),
+         explains=frozenset(set())),
+    Rule("shared_weight", "Model structure: a weight is shared by layers that should each have their own",
+         "Checking the Loss Curve: the weight is improperly shared",
+         ("one layer instance is used in several places ([layer] * n, or the same Cell assigned twice): create a "
+          "new Cell for each place",
+          "if the sharing is intended (tied weights, siamese branches), nothing is wrong"),
+         lambda hits, graphs: shared_weights(graphs),
+         explains=frozenset(set())),
+    Rule("disconnected_parameter", "Model structure: a node is improperly connected, no gradient reaches its "
+         "parameters", "Checking the Model Structure; Accuracy Checklist: the node is improperly connected",
+         ("the output that uses these parameters never reaches the loss (computed and dropped, or detached with "
+          "ops.stop_gradient): connect it, or remove the layer and its parameters from the optimizer",),
+         lambda hits, graphs: constant_gradients(graphs),
+         explains=frozenset(UNCHANGED_CONDITIONS | {"gradient_vanishing", "tensor_all_zero"})),
+    Rule("missing_values_in_data", "Dataset: the input data contains missing or abnormal values (NaN/Inf)",
+         "Checking the Input Data; Accuracy Checklist: the dataset contains too many missing values",
+         ("clean the dataset: drop or impute the samples named in the evidence",
+          "check the data pipeline (decoding, division by a zero std in normalisation) for the samples named"),
+         _data_origins,
+         explains=frozenset(OVERFLOW_CONDITIONS)),
+    Rule("wrong_labels", "Dataset: labels outside the class range of the loss (wrong labels or wrong class count)",
+         "Accuracy Checklist: the label of the data is incorrect",
+         ("labels must be 0 .. classes-1: check the label mapping (1-based labels?) and the network's output size",),
+         _of({"label_out_of_range"}),
+         explains=frozenset(OVERFLOW_CONDITIONS | {"label_out_of_range"})),
+    Rule("class_imbalance", "Dataset: the number of samples in each class is unbalanced",
+         "Data Optimization: Ensuring a Balanced Number of Samples in Each Class",
+         ("resample (oversample rare classes, undersample common ones) or weight the loss per class",),
+         _of({"label_imbalance"}),
+         explains=frozenset({"label_imbalance"})),
+    Rule("unshuffled_data", "Data processing: the dataset is not shuffled (batches sorted by class)",
+         "Accuracy Checklist: the dataset is not shuffled",
+         ("shuffle the dataset (GeneratorDataset(..., shuffle=True) or dataset.shuffle(buffer_size))",),
+         _of({"label_unshuffled"}),
+         explains=frozenset({"label_unshuffled"})),
     Rule("rank_weight_mismatch", "Multi-device training: data-parallel replicas hold different weights",
          "Tuning Suggestions for Multi-Device Training: Ensuring that the Initial Weight of Data Parallelism Is the "
          "Same for Each Channel",

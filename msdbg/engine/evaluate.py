@@ -14,6 +14,7 @@ import numpy as np
 
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History, TensorKey
+from msdbg.engine.data import bad_samples, check_labels
 from msdbg.engine.stats import TensorStats, compute_stats
 from msdbg.engine.trace import mark_origins
 from msdbg.engine.watchpoints import Watchpoint
@@ -125,7 +126,7 @@ class StepContext:
 
     def judges(self, watchpoint: Watchpoint, entry: TensorEntry) -> bool:
         condition = watchpoint.condition
-        if condition.cross_rank or condition.per_step or (condition.initial and not self.first_step):
+        if condition.cross_rank or condition.per_step or condition.labels or (condition.initial and not self.first_step):
             return False
         if not self.training and (condition.initial or condition.needs_previous):
             return False
@@ -158,6 +159,11 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
             _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
+    try:
+        result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
+                                        history.labels))
+    except MsdbgError as exc:
+        result.errors.append(str(exc))
     mark_origins(result.hits, graph)
     result.notes.extend(_missing_notes(result.missing, entries[0].step if entries else None))
     return result
@@ -271,8 +277,11 @@ class _TensorEvaluation:
         if verdict.hit:
             node = self.entry.graph_node
             source = node.user_source() if node is not None else None
+            reasons = verdict.reasons
+            if self.entry.category == "input" and stats.nonfinite_count and self.current.array is not None:
+                reasons += tuple(filter(None, [bad_samples(self.current.array)]))
             self.result.hits.append(Hit(watchpoint.number, condition.name, self.entry, stats.as_dict(), dict(params),
-                                        verdict.reasons, source=str(source) if source else None))
+                                        reasons, source=str(source) if source else None))
 
 
 def _is_plain(watchpoint: Watchpoint) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msdbg.engine.conditions import Condition, Verdict
+from msdbg.engine.data import LabelHistory
 from msdbg.engine.frozen import FrozenState
 from msdbg.engine.lossscale import ScaleState
 from msdbg.engine.stats import TensorStats
@@ -36,6 +37,7 @@ class History:
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)
+    labels: LabelHistory = field(default_factory=LabelHistory)
     # Step-level reviews, per (rank, root graph): the loss scaler's state, runs of unchanged weights.
     loss_scale: dict[tuple[int, int], ScaleState] = field(default_factory=dict)
     frozen: dict[tuple[int, int], FrozenState] = field(default_factory=dict)
@@ -60,7 +62,8 @@ class History:
 
     def judge_turbulence(self, condition: Condition, key: TensorKey, watchpoint_number: int,
                          stats: TensorStats, params: dict[str, float]) -> Verdict:
-        """Hit when the norm or |mean| exceeds (1 + threshold) times its running average (EMA, factor beta)."""
+        """Hit when the norm (or |mean|, where the condition judges it) exceeds (1 + threshold) times its running
+        average (EMA, factor beta)."""
         if stats.nonfinite_count:
             return condition.evaluate(stats, params)
         norm, mean = stats.l2norm or 0.0, abs(stats.mean or 0.0)
@@ -74,7 +77,7 @@ class History:
         if average.count >= params["warmup"]:
             if norm > limit * average.norm:
                 reasons.append(f"norm {norm:.6g} > {limit:g} x average {average.norm:.6g}")
-            if mean > limit * average.mean:
+            if condition.mean_jumps and mean > limit * average.mean:
                 reasons.append(f"|mean| {mean:.6g} > {limit:g} x average {average.mean:.6g}")
         beta = params["beta"]
         average.norm = beta * average.norm + (1 - beta) * norm

@@ -25,4 +25,11 @@ RECOMMENDED: tuple[tuple[str, dict[str, str], str | None], ...] = (
     # Dead ReLU: (almost) every output is 0.
     ("activation_range", {"range_start_inclusive": "0", "range_end_inclusive": "0",
                           "range_percentage_gt": "99.99"}, "ReLU"),
+    # The data: features not normalised, a batch far outside the range of earlier ones.
+    ("input_too_large", {"abs_mean_gt": "100"}, None),
+    ("input_turbulence", {}, None),
+    # The class labels a loss reads: out of range, a class (nearly) absent, batches sorted by class.
+    ("label_out_of_range", {}, None),
+    ("label_imbalance", {}, None),
+    ("label_unshuffled", {}, None),
 )

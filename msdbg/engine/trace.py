@@ -26,7 +26,7 @@ def mark_origins(hits: list[Hit], graph: Graph | None) -> None:
         candidates = group
         if graph is not None:
             hit_nodes = {h.entry.graph_node.name for h in group if h.entry.graph_node is not None}
-            downstream = _hits_below_other_hits(hit_nodes, graph)
+            downstream = nodes_below_others(hit_nodes, graph)
             candidates = [h for h in group if h.entry.graph_node is None
                           or h.entry.graph_node.name not in downstream] or group
         origin = min(candidates, key=_execution_key)
@@ -38,8 +38,8 @@ def _execution_key(hit: Hit) -> tuple[int, int, int]:
     return entry.order, entry.file.timestamp, entry.file.slot
 
 
-def _hits_below_other_hits(hit_nodes: set[str], graph: Graph) -> set[str]:
-    """The hit nodes that another hit node is an ancestor of.
+def nodes_below_others(hit_nodes: set[str], graph: Graph) -> set[str]:
+    """The hit nodes that another hit node is an ancestor of (also compare's diverged nodes).
 
     One walk down the graph from all hit nodes, each node visited once and labelled with the hit that reached it
     first. A hit labelled with itself reached itself through a cycle (kernel graphs have none); for it alone the

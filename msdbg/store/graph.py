@@ -229,7 +229,7 @@ class Graph:
         source = self.nodes.get(node.inputs[slot])
         return source.name if source is not None and source.is_parameter else None
 
-    def _resolve(self, name: str) -> Node | None:
+    def resolve(self, name: str) -> Node | None:
         """Follow graph plumbing (Load, Depend, ...) back to the node that computes a value."""
         node = self.nodes.get(name)
         while node is not None and node.op_type in PASSTHROUGH_OPS and node.inputs:
@@ -301,7 +301,7 @@ class Graph:
                 slot = self._guess_gradient_slot(op, param)
             if slot is None:
                 continue
-            producer = self._resolve(op.inputs[slot])
+            producer = self.resolve(op.inputs[slot])
             if producer is not None and not producer.is_parameter:
                 gradients.setdefault(producer.name, param)
         return gradients
@@ -309,7 +309,7 @@ class Graph:
     def _guess_gradient_slot(self, op: Node, param: str) -> int | None:
         shape = self.nodes[param].shape
         for slot, inp in enumerate(op.inputs[1:], start=1):
-            producer = self._resolve(inp)
+            producer = self.resolve(inp)
             if producer is not None and producer.scope.startswith("Gradients") and producer.shape == shape:
                 return slot
         return None
@@ -338,7 +338,7 @@ class Graph:
             if self.exec_index and node.full_name not in self.exec_index:
                 continue
             for slot, inp in enumerate(node.inputs):
-                resolved = self._resolve(inp)
+                resolved = self.resolve(inp)
                 if resolved is not None and resolved.is_parameter:
                     readers.setdefault(resolved.name, (node, slot))
         return readers

@@ -1,0 +1,82 @@
+"""The accuracy guide's checklist as data: each item, how msdbg detects it, or why it cannot.
+
+README's checklist table is generated from this (``markdown_table``) and a test keeps the two equal, and checks
+that every condition and rule named here exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Item:
+    """One checklist item: what detects it (conditions of ``watch recommended``, diagnose rules) and where it is
+    shown working, or the reason it is out of reach."""
+
+    group: str
+    item: str
+    conditions: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    shown_by: str = ""
+    not_detectable: str = ""
+
+
+CHECKLIST: tuple[Item, ...] = (
+    Item("Dataset", "too many missing values", ("tensor_overflow",), ("missing_values_in_data",),
+         "tests/test_checklist.py (missing)"),
+    Item("Dataset", "classes unbalanced", ("label_imbalance",), ("class_imbalance",),
+         "tests/test_checklist.py (imbalanced)"),
+    Item("Dataset", "abnormal values", ("tensor_overflow", "tensor_too_large"), ("missing_values_in_data",
+                                                                             "unnormalised_input"),
+         "demos/unnormalised_input.py; tests/test_checklist.py (missing)"),
+    Item("Dataset", "too few training samples",
+         not_detectable="a property of the data set's size, not of any tensor a step computes"),
+    Item("Dataset", "incorrect labels", ("label_out_of_range",), ("wrong_labels",),
+         "tests/test_checklist.py (bad_labels); wrong labels inside the class range look like any other label"),
+    Item("Hyperparameters", "learning rate too high", ("gradient_too_large", "tensor_overflow"),
+         ("learning_rate_too_high",), "demos/high_lr.py"),
+    Item("Hyperparameters", "learning rate too low", ("weight_not_changed",), ("frozen_parameters",
+                                                                          "no_parameter_updates"),
+         "demos/frozen_layer.py (a learning rate of 0 is the extreme case)"),
+    Item("Hyperparameters", "too few / too many epochs",
+         not_detectable="needs the validation curve over whole epochs; msdbg sees training steps"),
+    Item("Hyperparameters", "batch size too large",
+         not_detectable="a large batch trains without any abnormal tensor; its effect shows only in final accuracy"),
+    Item("Graph structure", "weights improperly shared", (), ("shared_weight",),
+         "tests/test_checklist.py (shared)"),
+    Item("Graph structure", "weights improperly frozen", ("weight_not_changed",), ("frozen_parameters",),
+         "demos/frozen_layer.py"),
+    Item("Graph structure", "nodes improperly connected", ("gradient_vanishing",), ("vanishing_gradients",),
+         "a layer whose output does not reach the loss gets an all-zero gradient (gradient_vanishing)"),
+    Item("Graph structure", "node mode incorrect (train/eval)",
+         not_detectable="BatchNorm/Dropout in the wrong mode compute valid values; needs the intended mode"),
+    Item("Graph structure", "loss function incorrect", (), ("sigmoid_into_logits_loss", "softmax_into_logits_loss"),
+         "demos/wrong_loss_api.py; tests/test_checklist.py (softmax_loss)"),
+    Item("Data processing", "not normalised or standardised", ("tensor_too_large",), ("unnormalised_input",),
+         "demos/unnormalised_input.py"),
+    Item("Data processing", "processing differs from the training set's",
+         not_detectable="needs the evaluation pipeline beside the training one: compare two runs' input tensors"),
+    Item("Data processing", "dataset not shuffled", ("label_unshuffled",), ("unshuffled_data",),
+         "tests/test_checklist.py (unshuffled)"),
+    Item("API usage", "MindSpore API or constructor constraints broken",
+         not_detectable="MindSpore itself raises at graph compile time with the offending line"),
+    Item("Weight initialisation", "all initial weights 0", ("weight_initialization",), ("zero_initialization",),
+         "demos/zero_init.py"),
+    Item("Weight initialisation", "initial weights differ between ranks", ("rank_weight_mismatch",),
+         ("rank_weight_mismatch",), "tests/test_multirank.py"),
+)
+
+
+def markdown_table() -> str:
+    """README's checklist table."""
+    lines = ["| checklist item | detected by | shown by |", "|---|---|---|"]
+    for item in CHECKLIST:
+        if item.not_detectable:
+            how, shown = "not detectable", item.not_detectable
+        else:
+            parts = [f"`{name}`" for name in item.conditions]
+            parts += [f"diagnose `{rule}`" for rule in item.rules]
+            how, shown = ", ".join(parts), item.shown_by
+        lines.append(f"| {item.group}: {item.item} | {how} | {shown} |")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Graph patterns behind the accuracy guide's structural causes: found from the graph alone, without hits."""
+
+from __future__ import annotations
+
+from msdbg.store.graph import ASSIGN_OPS, OPTIMIZER_GRAD_SLOT, PASSTHROUGH_OPS, Graph, Node
+
+#: Losses that apply sigmoid / softmax to their first input themselves (they expect logits).
+SIGMOID_LOSS_OPS = {"BCEWithLogitsLoss", "BinaryCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits"}
+SOFTMAX_LOSS_OPS = {"SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits", "LogSoftmax"}
+#: Kernels that make a constant: a gradient made by one of them did not come from the loss.
+CONSTANT_OPS = {"ZerosLike", "Zeros", "Fill", "FillV2", "OnesLike"}
+
+
+def activation_into_loss(graphs: list[Graph], activation: str, losses: set[str]) -> list[str]:
+    """``activation`` outputs fed (through graph plumbing) as the first input of an op in ``losses``."""
+    found = []
+    for graph in graphs:
+        for node in graph.nodes.values():
+            if node.op_type not in losses or not node.inputs or _is_backward(node):
+                continue
+            producer = graph.resolve(node.inputs[0])
+            if producer is not None and producer.op_type == activation:
+                found.append(f"{producer.full_name} -> {node.op_type} {node.full_name}{_at(producer)}")
+    return sorted(set(found))
+
+
+def shared_weights(graphs: list[Graph]) -> list[str]:
+    """Weights read by several forward ops of the same type: one layer instance used where several were meant
+    (``[layer] * n``, the same Cell assigned twice). Different op types reading one weight (tied embeddings: a
+    Gather and a MatMul; a penalty on the weights in the loss) are left alone."""
+    found = []
+    for graph in graphs:
+        readers: dict[tuple[str, str], list[Node]] = {}
+        for node in graph.nodes.values():
+            if node.is_parameter or _is_backward(node) or node.name in graph.optimizer_ops \
+                    or node.op_type in ASSIGN_OPS | PASSTHROUGH_OPS:
+                continue
+            for name in dict.fromkeys(node.inputs):
+                source = graph.resolve(name)
+                if source is not None and source.is_parameter and graph.param_category.get(source.name) == "weight":
+                    readers.setdefault((source.name, node.op_type), []).append(node)
+        for (param, op_type), nodes in sorted(readers.items()):
+            if len(nodes) > 1:
+                ops = ", ".join(f"{n.full_name}{_at(n)}" for n in nodes[:3])
+                found.append(f"{param} is read by {len(nodes)} forward {op_type} ops: {ops}")
+    return found
+
+
+def constant_gradients(graphs: list[Graph]) -> list[str]:
+    """Parameters whose optimizer update receives a constant as gradient: nothing they compute reaches the loss
+    (an output computed and dropped, a branch cut off), so they never learn."""
+    found = []
+    for graph in graphs:
+        for op in graph.optimizer_ops.values():
+            slot = OPTIMIZER_GRAD_SLOT.get(op.op_type)
+            if slot is None or slot >= len(op.inputs) or not op.inputs or op.inputs[0] not in graph.nodes:
+                continue
+            producer = graph.resolve(op.inputs[slot])
+            if producer is None or producer.op_type in CONSTANT_OPS:
+                found.append(f"{op.inputs[0]} (its {op.op_type} gets a constant gradient)")
+    return sorted(set(found))
+
+
+def _is_backward(node: Node) -> bool:
+    return node.scope.startswith("Gradients") or node.full_name.startswith("Gradients/")
+
+
+def _at(node: Node) -> str:
+    source = node.user_source()
+    return f" ({source.path.rsplit('/', 1)[-1]}:{source.line})" if source else ""

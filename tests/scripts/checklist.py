@@ -1,0 +1,119 @@
+"""Small CPU classifier trainings (graph mode), each with one planted item of the accuracy guide's checklist.
+
+argv[1] picks it; argv[2] (optional) the style: ``model`` (Model.train, the default) or ``jit`` (@ms.jit loop).
+
+healthy        a 3-class MLP classifier, shuffled labels, nothing planted (the control).
+cnn            healthy control: Conv2d + BatchNorm + ReLU on 8x8 images.
+lstm           healthy control: an LSTM over sequences of 4 steps.
+shared         the hidden layers are one Dense instance repeated ([layer] * 2): weights improperly shared.
+softmax_loss   a Softmax before SoftmaxCrossEntropyWithLogits, which applies softmax itself.
+missing        one sample of the third batch has a NaN feature (a missing value).
+bad_labels     labels 0..4 while the network has 3 classes.
+unshuffled     every batch holds one class only (data sorted by label).
+imbalanced     class 2 is 1 label in 144 (12 batches).
+unnormalised   features scaled by 1000 (raw units).
+abnormal       the fifth batch's features are 1000 times larger than the others'.
+lr_low         a learning rate of 1e-7: every weight barely moves.
+disconnected   a side branch whose output never reaches the loss.
+"""
+
+import sys
+
+import numpy as np
+import mindspore as ms
+import mindspore.dataset as ds
+from mindspore import nn
+from mindspore.train import Model
+
+ms.set_context(mode=ms.GRAPH_MODE)
+ms.set_seed(7)
+MODE = sys.argv[1]
+STYLE = sys.argv[2] if len(sys.argv) > 2 else "model"
+CLASSES, FEATURES, BATCH = 3, 6, 12
+STEPS = 12 if MODE == "imbalanced" else 6
+
+
+def batches():
+    rng = np.random.default_rng(7)
+    for step in range(STEPS):
+        labels = rng.integers(0, CLASSES, BATCH).astype(np.int32)
+        if MODE == "bad_labels":
+            labels = rng.integers(0, CLASSES + 1, BATCH).astype(np.int32)
+        if MODE == "unshuffled":
+            labels = np.full(BATCH, step % CLASSES, np.int32)
+        if MODE == "imbalanced":
+            labels = rng.integers(0, CLASSES - 1, BATCH).astype(np.int32)
+            labels[0] = CLASSES - 1 if step == 5 else labels[0]
+        x = rng.normal(size=(BATCH, FEATURES)).astype(np.float32) + labels[:, None].astype(np.float32)
+        if MODE == "cnn":
+            x = np.tile(x[:, None, None, :], (1, 1, 8, 1))  # 8x6 single-channel images
+        if MODE == "lstm":
+            x = np.stack([x + rng.normal(scale=0.1, size=x.shape).astype(np.float32) for _ in range(4)], axis=1)
+        if MODE == "missing" and step == 2:
+            x[4, 1] = np.nan
+        if MODE == "unnormalised" or (MODE == "abnormal" and step == 4):
+            x *= 1000.0
+        yield x, labels
+
+
+class Classifier(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Dense(FEATURES, 16)
+        hidden = nn.Dense(16, 16)
+        self.hidden = nn.SequentialCell([hidden, nn.ReLU(), hidden if MODE == "shared" else nn.Dense(16, 16),
+                                         nn.ReLU()])
+        self.out = nn.Dense(16, CLASSES)
+        self.softmax = nn.Softmax() if MODE == "softmax_loss" else None
+        self.side = nn.Dense(16, 4) if MODE == "disconnected" else None
+
+    def construct(self, x):
+        features = self.hidden(self.inp(x))
+        if MODE == "disconnected":
+            self.side(features)  # computed, but its output is dropped: no gradient reaches side.weight
+        logits = self.out(features)
+        return self.softmax(logits) if self.softmax is not None else logits
+
+
+class ConvClassifier(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.SequentialCell([nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten()])
+        self.out = nn.Dense(4 * 8 * 6, CLASSES)
+
+    def construct(self, x):
+        return self.out(self.features(x))
+
+
+class LSTMClassifier(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(FEATURES, 8, batch_first=True)
+        self.out = nn.Dense(8, CLASSES)
+
+    def construct(self, x):
+        output, _ = self.lstm(x)
+        return self.out(output[:, -1])
+
+
+net = {"cnn": ConvClassifier, "lstm": LSTMClassifier}.get(MODE, Classifier)()
+loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+optimizer = nn.Momentum(net.trainable_params(), 1e-7 if MODE == "lr_low" else 0.05, 0.9)
+if STYLE == "model":
+    model = Model(net, loss_fn, optimizer)
+    model.train(1, ds.GeneratorDataset(batches, ["x", "y"], shuffle=False), dataset_sink_mode=False)
+else:
+    def forward(x, y):
+        return loss_fn(net(x), y)
+
+    grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
+
+    @ms.jit
+    def train_step(x, y):
+        loss, grads = grad_fn(x, y)
+        optimizer(grads)
+        return loss
+
+    for x, y in batches():
+        print("loss", float(train_step(ms.Tensor(x), ms.Tensor(y)).asnumpy()))
+print("trained", MODE, STYLE)

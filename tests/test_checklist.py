@@ -1,0 +1,97 @@
+"""The accuracy guide's checklist: each detectable item planted in a real CPU training and found by
+``watch recommended`` (plus one explicit watchpoint where the item needs a user's threshold) and named by
+diagnose; healthy controls (an MLP, a CNN with BatchNorm, an LSTM) stay silent under the same set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SCRIPTS, run_msdbg
+from msdbg.engine.checklist import CHECKLIST, markdown_table
+from msdbg.engine.conditions import CONDITIONS
+from msdbg.engine.data import _runs_needed, bad_samples
+from msdbg.engine.diagnose import RULES
+from msdbg.engine.recommended import RECOMMENDED
+
+SCRIPT = str(SCRIPTS / "checklist.py")
+
+
+def test_readme_table_is_the_checklist():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme
+
+
+def test_every_named_detector_exists_and_every_item_says_how():
+    rule_ids = {rule.id for rule in RULES}
+    for item in CHECKLIST:
+        assert set(item.conditions) <= set(CONDITIONS), item
+        assert set(item.rules) <= rule_ids, item
+        assert bool(item.not_detectable) != bool(item.conditions or item.rules), item
+        assert item.not_detectable or item.shown_by, item
+
+
+def test_recommended_watches_the_data():
+    names = {name for name, _, _ in RECOMMENDED}
+    assert {"input_too_large", "input_turbulence", "label_out_of_range", "label_imbalance",
+            "label_unshuffled"} <= names
+
+
+def test_bad_samples_names_the_rows_with_nan_or_inf():
+    batch = np.ones((6, 3, 2), np.float32)
+    batch[4, 1, 0] = np.nan
+    batch[1, 0, 1] = -np.inf
+    assert bad_samples(batch) == "NaN/Inf in samples 1, 4 of the batch (2 of 6)"
+    assert bad_samples(np.ones((3, 2), np.float32)) is None
+    assert bad_samples(np.arange(4)) is None  # integers hold no NaN
+
+
+@pytest.mark.parametrize("batch, classes, needed", [(12, 3, 3), (2, 2, 14), (4, 2, 5), (8, 10, 3), (1, 3, np.inf)])
+def test_one_class_batches_needed_grow_where_they_happen_by_chance(batch, classes, needed):
+    assert _runs_needed(batch, classes, 3) == needed
+
+
+def _check(tmp_path, *args: str) -> tuple[object, dict]:
+    report = tmp_path / "hits.json"
+    done = run_msdbg("run", "--batch", "--json", str(report), *args)
+    assert report.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    return done, json.loads(report.read_text())
+
+
+PLANTED = [
+    # (mode, style, extra commands, expected rule, a phrase of its evidence)
+    ("missing", "jit", (), "missing_values_in_data", "NaN/Inf in sample 4 of the batch"),
+    ("missing", "model", (), "missing_values_in_data", "NaN/Inf in sample 4 of the batch"),
+    ("bad_labels", "jit", (), "wrong_labels", ""),
+    ("imbalanced", "model", (), "class_imbalance", ""),
+    ("unshuffled", "model", (), "unshuffled_data", ""),
+    ("shared", "model", (), "shared_weight", "hidden.0.weight is read by 2 forward MatMul ops"),
+    ("softmax_loss", "model", (), "softmax_into_logits_loss", "Softmax"),
+    ("disconnected", "model", (), "disconnected_parameter", "side.weight"),
+    ("unnormalised", "model", (), "unnormalised_input", ""),
+    ("abnormal", "model", (), "abnormal_input", ""),
+    ("lr_low", "model", ("-c", "watch weight_change_too_small"), "learning_rate_too_low", "inp.weight"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, style, extra, rule, evidence", PLANTED, ids=[f"{p[0]}-{p[1]}" for p in PLANTED])
+def test_planted_item_is_found_and_named(tmp_path, mode, style, extra, rule, evidence):
+    done, report = _check(tmp_path, "-c", "watch recommended", *extra, SCRIPT, mode, style)
+    assert f"trained {mode} {style}" in done.stdout
+    assert done.returncode == 1 or rule in {"shared_weight", "softmax_into_logits_loss", "disconnected_parameter"}
+    found = {finding["rule"]: finding for finding in report["diagnosis"]}
+    assert rule in found, (sorted(found), done.stdout[-3000:])
+    assert found[rule]["consequence_of"] is None  # the planted cause is a root, not a consequence
+    assert evidence in "; ".join(found[rule]["evidence"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, style", [("healthy", "model"), ("healthy", "jit"), ("cnn", "model"), ("lstm", "jit")])
+def test_healthy_controls_stay_silent(tmp_path, mode, style):
+    done, report = _check(tmp_path, "-c", "watch recommended", SCRIPT, mode, style)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert report["hits"] == [] and report["diagnosis"] == [] and report["unexplained"] == []
+    assert f"trained {mode} {style}" in done.stdout
