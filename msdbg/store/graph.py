@@ -278,7 +278,7 @@ class Graph:
             if target is not None:
                 updated.add(target)
             slot = OPTIMIZER_GRAD_SLOT.get(op.op_type)
-            source = self._resolve(op.inputs[slot]) if slot is not None and slot < len(op.inputs) else None
+            source = self.resolve(op.inputs[slot]) if slot is not None and slot < len(op.inputs) else None
             if source is not None and source.is_parameter:
                 buffers.add(source.name)
         return frozenset(updated), frozenset(buffers)
