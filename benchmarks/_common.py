@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+_RUNS = tempfile.mkdtemp(prefix="msdbg-bench-runs-")
+atexit.register(shutil.rmtree, _RUNS, True)
 BENCH = ROOT / "benchmarks"
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """Environment for child processes: this checkout first on sys.path, MindSpore's INFO/WARNING logs off."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
+    """Environment for child processes: this checkout first on sys.path, MindSpore's INFO/WARNING logs off, flight
+    recordings of msdbg runs in a temporary folder (not ./.msdbg/runs of the checkout)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3",
+               MSDBG_RUNS_DIR=_RUNS)
     env.pop("MINDSPORE_DUMP_CONFIG", None)
     env.update(extra)
     return env

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "tcp:127.0.0.1:PORT with a printed token)")
     run.add_argument("--keep-steps", metavar="K", type=_positive_int, default=2,
                      help="keep only the last K step folders of each graph (default 2)")
+    _add_record_options(run)
     run.add_argument("script", metavar="SCRIPT", help="the training script")
     run.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments for the script")
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("name", metavar="NAME", nargs="?", help="the demo to run (none: list them)")
     _add_command_options(demo)
     demo.add_argument("--batch", action="store_true", help="no prompt: train to the end and report")
+    _add_record_options(demo)
 
     compare = sub.add_parser("compare", help="compare two dumps node by node and find where they first part ways",
                              description="Pair the tensors of two dump trees (A is the reference) and report, per "
@@ -64,7 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--rank", metavar="R", type=_non_negative_int, help="check rank R only")
     check.add_argument("--steps", metavar="SPEC", default="all",
                        help="iterations to check, MindSpore's syntax: 'all' or e.g. '0|5-8|100-120'")
+    _add_record_options(check)
+
+    open_ = sub.add_parser("open", help="open the prompt on a finished run's flight recording (post-mortem)",
+                           description="Open a recording written by 'msdbg run' or 'msdbg check': history, plot, "
+                                       "info hits and diagnose over every step of the run.")
+    open_.add_argument("recording", metavar="PATH", nargs="?",
+                       help="the recording (default: the newest in ./.msdbg/runs or $MSDBG_RUNS_DIR)")
+    _add_command_options(open_)
+    open_.add_argument("--batch", action="store_true", help="no prompt: run the commands, print the report")
     return parser
+
+
+def _add_record_options(parser: argparse.ArgumentParser) -> None:
+    record = parser.add_mutually_exclusive_group()
+    record.add_argument("--record", metavar="PATH",
+                        help="write the flight recording (every step's statistics, loss and hits) to PATH "
+                             "(default: a new file in ./.msdbg/runs named by date, time and script)")
+    record.add_argument("--no-record", action="store_true", help="write no flight recording")
 
 
 def _add_command_options(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +140,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         commands.extend(read_command_file(path))
     commands.extend(CommandSource(text) for text in args.commands)
     if args.subcommand == "check":
-        return batch.check_dump(args.dump_dir, commands, args.json, rank=args.rank, steps=args.steps)
+        return batch.check_dump(args.dump_dir, commands, args.json, rank=args.rank, steps=args.steps,
+                                record=_record_path(args, args.dump_dir))
+    if args.subcommand == "open":
+        from msdbg.frontends.postmortem import open_recording
+
+        return open_recording(args.recording, commands, args.batch, args.json)
     if args.subcommand == "attach":
         from msdbg.remote.client import attach
 
@@ -134,9 +158,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         script, watch_file = demos.demo_files(args.name)
         demo_commands = read_command_file(watch_file) if watch_file else []
-        options = RunOptions(script, [], demo_commands + commands, args.json)
+        options = RunOptions(script, [], demo_commands + commands, args.json, record=_record_path(args, script))
     else:
-        options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps)
+        options = RunOptions(args.script, args.script_args, commands, args.json, args.dump_dir, args.keep_steps,
+                             record=_record_path(args, args.script))
         if os.environ.get("MS_ROLE") == "MS_SCHED":
             # msrun starts its scheduler with the same command; it trains nothing, so it runs without capture
             # (and writes no report that could replace rank 0's)
@@ -152,6 +177,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     from msdbg.frontends.live import run_interactive
 
     return run_interactive(options)
+
+
+def _record_path(args: argparse.Namespace, source: str) -> str | None:
+    """Where this run's flight recording goes: --record, else a new file in the runs folder; None: --no-record."""
+    if getattr(args, "no_record", False):
+        return None
+    if getattr(args, "record", None):
+        return args.record
+    from msdbg.store.recorder import default_path
+
+    rank = os.environ.get("RANK_ID", "")  # ranks under a launcher start together: one recording each
+    return default_path(source.rstrip("/"), suffix=f"-rank{rank}" if rank.isdecimal() else "")
 
 
 def _compare(args: argparse.Namespace) -> int:

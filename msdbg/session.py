@@ -13,10 +13,14 @@ from msdbg.engine import frozen, lossscale
 from msdbg.engine.evaluate import StepContext, StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
+from msdbg.engine.loss import step_scalars
+from msdbg.engine.stats import SUMMARY_NEEDS
 from msdbg.engine.watchpoints import WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import DumpDir, StepKey, TensorEntry
 from msdbg.store.families import TRAIN, GraphFamilies, UserStep
+from msdbg.store.recorder import Recorder
+from msdbg.store.recording import Recording, as_curve
 
 T = TypeVar("T")
 
@@ -25,7 +29,7 @@ T = TypeVar("T")
 class Session:
     """Watchpoints, hits and the dump being debugged (live capture or an existing dump directory)."""
 
-    dump: DumpDir | None = None
+    dump: DumpDir | Recording | None = None  # the step source: a dump tree, or a recording (msdbg open)
     watchpoints: WatchpointList = field(default_factory=WatchpointList)
     hits: list[Hit] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -55,6 +59,13 @@ class Session:
 
     def user_step(self, key: StepKey) -> UserStep:
         return self.families.user_step(key)
+    recorder: Recorder | None = None  # the flight recorder this run writes (None: --no-record, or closed)
+    record_path: str | None = None  # where it writes (kept after it is closed, for the summary)
+    displays: dict[int, str] = field(default_factory=dict)  # display N: what is shown at every pause
+    next_display: int = 1
+    _recorded_watchpoints: list[str] = field(default_factory=list)
+    _reader: Recording | None = None  # reads the live recording through the recorder's connection
+    _finished: Recording | None = None  # reads it from its file once the recorder is closed
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
@@ -93,12 +104,15 @@ class Session:
             except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
                 entries, result = [], StepResult(errors=[str(exc)])
             else:
-                result = evaluate_step(entries, self.watchpoints.active(), graph, self.history, context)
+                record = SUMMARY_NEEDS if self.recorder is not None else frozenset()
+                result = evaluate_step(entries, self.watchpoints.active(), graph, self.history, context, record)
             parts.append(lossscale.StepGraph(entries, graph, result))
         if training:
             self._review_step(step, parts, trained or frozenset())
         for key, part in zip(keys, parts):
-            self._record(key, step, part.result)
+            self._keep(key, step, part.result)
+            if self.recorder is not None:
+                self._record(key, part.entries, part.result, part.graph)
         phase, seen, last = self._steps_seen.get((step.rank, step.root), (step.phase, 0, -1))
         if step.number != last:
             self._steps_seen[(step.rank, step.root)] = (phase, seen + 1, step.number)
@@ -119,7 +133,7 @@ class Session:
                                       trained, buffers)
             parts[0].result.hits.extend(hits)
 
-    def _record(self, key: StepKey, step: UserStep, result: StepResult) -> None:
+    def _keep(self, key: StepKey, step: UserStep, result: StepResult) -> None:
         for hit in result.hits:
             hit.user_step = step
         self.done.add(key)
@@ -138,6 +152,35 @@ class Session:
         for (phase, _), seen in per_root.items():
             counts[phase] += seen
         return dict(counts)
+
+    def _record(self, key: StepKey, entries: list[TensorEntry], result: StepResult, graph) -> None:
+        """Write the step to the flight recorder; a failure (disk full, ...) stops recording, never the run."""
+        try:
+            described = [w.describe() for w in self.watchpoints.items.values()]
+            if described != self._recorded_watchpoints:
+                self.recorder.record_watchpoints(self.watchpoints.items.values())
+                self._recorded_watchpoints = described
+            loss, lr, loss_scale = step_scalars(entries, result.recorded, graph)
+            self.recorder.record_step(key, training=self.is_training_step(key), tensors=result.recorded,
+                                      hits=result.hits, graph=graph, loss=loss, lr=lr, loss_scale=loss_scale)
+        except Exception as exc:  # noqa: BLE001  the recorder must not end the training
+            self.warnings.append(f"flight recorder {self.recorder.path}: {type(exc).__name__}: {exc}; "
+                                 "recording stopped")
+            self.recorder = None
+
+    def recording(self) -> Recording:
+        """The run's recording (every step's statistics and loss); UsageError when there is none."""
+        if isinstance(self.dump, Recording):
+            return self.dump
+        if self.recorder is not None:
+            if self._reader is None or self._reader.db is not self.recorder.db:
+                self._reader = Recording(self.recorder.path, db=self.recorder.db)
+            return self._reader
+        if self.record_path is None:
+            raise UsageError("no flight recording in this session (--no-record); only the steps on disk are known")
+        if self._finished is None or self._finished.path != self.record_path:
+            self._finished = Recording(self.record_path)
+        return self._finished
 
     def evaluate_across_ranks(self, keys: list[StepKey]) -> None:
         """Evaluate cross-rank watchpoints on every (net, graph, iteration) that several of ``keys``' ranks hold."""
@@ -161,7 +204,15 @@ class Session:
 
     def diagnosis(self) -> tuple[list[Finding], list[str]]:
         """The accuracy guide's causes that the hits (and graphs) point to, and hit conditions none explains."""
-        return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [])
+        try:
+            losses = as_curve(self.recording().scalar_series("loss", self.rank))
+        except UsageError:  # no recording: the loss curve is unknown
+            losses = []
+        return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [], losses)
+
+    def is_training_step(self, key: StepKey) -> bool:
+        """A folder of a training step (its family computes gradients or updates weights)."""
+        return self.user_step(key).phase == TRAIN
 
     def count_training_steps(self, results: list[tuple[StepKey, StepResult]]) -> int:
         """How many of the user's training steps ``results`` hold (what 'step N' counts)."""
@@ -181,6 +232,8 @@ class Session:
         if self.dump is None or self.current is None:
             raise UsageError("no step has run yet: 'step' runs one, 'continue' runs until a watchpoint hits")
         if self.current not in set(self.dump.steps()):
+            if isinstance(self.dump, Recording):
+                raise UsageError(f"step {self.current.iteration} of graph {self.current.graph} is not recorded")
             raise UsageError(f"step {self.current.iteration} of graph {self.current.graph} is no longer on disk "
                              "(--keep-steps)")
 

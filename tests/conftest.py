@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Recordings of runs started by tests go to a temporary folder, never into the repository's ./.msdbg/runs
+# (subprocesses inherit the variable).
+_TEST_RUNS = tempfile.mkdtemp(prefix="msdbg-test-runs-")
+os.environ.setdefault("MSDBG_RUNS_DIR", _TEST_RUNS)
 SCRIPTS = ROOT / "tests" / "scripts"
 DEMOS = ROOT / "demos"
 
@@ -37,6 +43,13 @@ def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str, input
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return dump_root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_recordings():
+    """Remove the test session's recordings folder at the end."""
+    yield
+    shutil.rmtree(_TEST_RUNS, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def test_different_initial_weights_are_found_and_named(tmp_path):
         "AllReduce gives every rank the same gradients"
     assert [d["rule"] for d in document["diagnosis"]] == ["rank_weight_mismatch"]
     ranks = run_msdbg("check", str(dump), "--nx", "--rank", "1", "-c", "watch rank_weight_mismatch")
-    assert ranks.returncode == 0 and "one rank only; nothing to compare" in ranks.stderr
+    assert ranks.returncode == 2 and "one rank only; nothing to compare" in ranks.stderr  # nothing checked
     views = run_msdbg("check", str(dump), "--nx", "-c", "info ranks", "-c", "rank 1")
     assert "rank 0: steps 0..2 on disk, 0 hits" in views.stderr and "rank 1: steps 0..2 on disk" in views.stderr
     assert "Rank 1: step 2 of graph 0" in views.stderr

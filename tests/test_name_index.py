@@ -1,6 +1,7 @@
 """Per-step name indexes (resolve, completion, list) answer what a scan of the step's tensors answers."""
 
 import os
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -120,44 +121,65 @@ def test_completion_is_capped_and_other_words_still_complete(session):
     assert completer.candidates([], "pri") == ["print"]
     assert completer.candidates(["watch"], "tensor_ov") == ["tensor_overflow"]
     assert completer.candidates(["watch", "weight_too_large"], "ma") == ["max_gt="]
-    assert completer.candidates(["info"], "") == ["watchpoints", "hits", "step"]
+    assert completer.candidates(["info"], "") == ["watchpoints", "hits", "step", "ranks"]
     assert CommandCompleter(Session()).candidates(["print"], "") == [], "no step yet: nothing to offer"
 
 
 def _scan_list(entries, categories, pattern):
-    """``list`` as a scan over the step's op outputs and parameters."""
+    """``list`` as a scan over the step's op outputs and parameters: each scope with its tensors' rows (name, op,
+    category with parameter, shape, dtype)."""
     groups = defaultdict(list)
     for entry in entries:
         if entry.io != "output" or (categories and entry.category not in categories):
             continue
         if pattern is None or TargetPattern.parse(pattern).matches(entry):
             groups[entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"].append(entry)
-    lines = []
+    listed = []
     for scope in sorted(groups):
-        lines.append(scope)
         for entry in groups[scope]:
-            shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else ""
-            param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
+            shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else None
             name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
             slot = f":{entry.slot}" if entry.slot else ""
-            lines.append(f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]")
-    return "\n".join(lines) or "No tensors match."
+            category = entry.category + (f" {entry.param}" if entry.param and not entry.file.is_parameter else "")
+            shape_text = "?" if shape is None else "(" + ",".join(map(str, shape)) + ")"
+            listed.append((scope, f"{name}{slot}", entry.op_type, category, shape_text, entry.dtype))
+    return listed
+
+
+def _parsed_list(text):
+    """(scope, name, op, category, shape, dtype) of each row ``list`` printed (wide columns: nothing shortened)."""
+    if text == "No tensors match.":
+        return []
+    lines = text.splitlines()
+    header = lines[0]
+    starts = [header.index(h) for h in ("name", "op", "category", "shape", "dtype", "size")]
+    rows, scope = [], None
+    for line in lines[1:]:
+        if not line.startswith("  "):
+            scope = line
+            continue
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:])]
+        rows.append((scope, *cells))
+    return rows
 
 
 @pytest.mark.parametrize("pattern", [None, *PATTERNS])
-def test_list_shows_what_a_scan_matches(session, pattern):
+def test_list_shows_what_a_scan_matches(session, pattern, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
     entries = session.current_entries()
     command = "list" if pattern is None else f"list {pattern}"
-    assert execute(session, command) == _scan_list(entries, set(), pattern)
-    assert execute(session, command + " --weights --gradients") == _scan_list(entries, {"weight", "gradient"}, pattern)
+    assert _parsed_list(execute(session, command)) == _scan_list(entries, set(), pattern)
+    assert _parsed_list(execute(session, command + " --weights --gradients")) == \
+        _scan_list(entries, {"weight", "gradient"}, pattern)
 
 
 def test_list_finds_tensors_through_every_kind_of_name(session):
     listed = {pattern: execute(session, f"list {pattern}")
               for pattern in ("Log", "fc1.weight", "Grad_MatMul", "Gradients/Default")}
-    assert "Log-op0  Log" in listed["Log"], "op type"
-    assert "  fc1.weight  Parameter" in listed["fc1.weight"], "parameter name"
-    assert "MatMul-op2  MatMul" in listed["Grad_MatMul"] and "ReluGrad" not in listed["Grad_MatMul"], "scope part"
+    assert re.search(r"Log-op0 +Log ", listed["Log"]), "op type"
+    assert re.search(r"  fc1.weight +Parameter", listed["fc1.weight"]), "parameter name"
+    assert re.search(r"MatMul-op2 +MatMul", listed["Grad_MatMul"]) and "ReluGrad" not in listed["Grad_MatMul"], \
+        "scope part"
     assert "ReluGrad-op0" in listed["Gradients/Default"] and "Log" not in listed["Gradients/Default"], "scope"
 
 
@@ -193,3 +215,20 @@ def test_indexes_are_built_once_per_listing_and_again_when_the_step_folder_chang
     assert rebuilt.resolve("Default_ReLU-op0").op_type == "ReLU"  # no graph: nodes keep their file-name form
     with pytest.raises(UsageError, match="no tensor 'Default_ReLU-op0'"):
         built.resolve("Default_ReLU-op0")
+
+
+def test_completion_adds_the_space_after_a_finished_word(session):
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    completer = CommandCompleter(session)
+
+    def complete(text):
+        return [(c.text, c.display_meta_text) for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("pri") == [("print ", "")]
+    overflow, = complete("watch tensor_ov")
+    assert overflow == ("tensor_overflow ", "NaN or +/-Inf in any tensor"), "a condition shows its description"
+    assert complete("watch weight_too_large ma") == [("max_gt=", "")], "a parameter waits for its value"
+    assert ("fc1.weight", "") in complete("print fc1.w"), "a tensor name may take a [slice]"
+    assert complete("info h") == [("hits ", "")] and ("conditions ", "") in complete("help con")

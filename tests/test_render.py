@@ -1,4 +1,4 @@
-"""msdbg.repl.render: arrays, stats tables, histograms, sparklines, history, diffs and index parsing as text."""
+"""msdbg.repl.render: arrays, stats tables, histograms, diffs and index parsing as text."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msdbg.repl import render
-from msdbg.repl.render import (diff_summary, format_array, histogram, history_table, parse_slice, sparkline,
-                               stats_table)
+from msdbg.repl.render import diff_summary, format_array, histogram, parse_slice, stats_table
 
 RED, RESET = "\x1b[1;31m", "\x1b[0m"
 
@@ -165,28 +164,6 @@ def test_histogram_edge_cases():
 def test_histogram_color_only_when_asked():
     a = np.array([1.0, np.nan])
     assert "\x1b" not in histogram(a) and RED in histogram(a, color=True)
-
-
-# sparkline and history_table
-
-def test_sparkline():
-    assert sparkline([]) == ""
-    assert sparkline([0, 7]) == "▁█"
-    assert sparkline(list(range(8))) == "▁▂▃▄▅▆▇█"
-    assert sparkline([1.0, None, float("nan"), float("inf"), -float("inf"), 3.0]) == "▁··!!█"
-    assert sparkline([4.2, 4.2, None]) == "▄▄·"
-    assert sparkline([None, float("nan")]) == "··"
-    assert sparkline([-1e308, 1e308, 0.0]) == "▁█▅"
-
-
-def test_history_table():
-    rows = [(7, {"min": 4.5, "max": 9.0}), (3, {"min": -0.12, "max": None}), (5, {"min": 1.0, "max": 2.0})]
-    lines = history_table(rows, ["min", "max", "mean"]).splitlines()
-    assert lines[0] == "steps 3..7 (3 recorded)"
-    assert lines[1] == "min   ▁▃█  (step 3..7: -0.12 → 4.5)"
-    assert lines[2] == "max   ·▁█  (step 5..7: 2 → 9)"
-    assert lines[3] == "mean  ···  (no values)"
-    assert history_table([], ["min"]) == "no steps recorded"
 
 
 # diff_summary

@@ -78,11 +78,13 @@ def test_commands_from_a_stdin_pipe(tmp_path):
     assert done.returncode == 0, "end of input quits cleanly"
 
 
-def _pty_session(argv, steps, timeout=120):
-    """Run argv in a pseudo-terminal; for each (wait_for, keys) read until wait_for shows, then type keys."""
+def _pty_session(argv, steps, timeout=120, env=(("MSDBG_PAGER", ""),)):
+    """Run argv in a pseudo-terminal; for each (wait_for, keys) read until wait_for shows, then type keys.
+    ``env``: (name, value) pairs for the child (default: no pager, so long outputs show whole)."""
+    env = dict(env)
     pid, fd = pty.fork()
     if pid == 0:
-        os.environ.update(PYTHONPATH=str(ROOT), GLOG_v="3", PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+        os.environ.update(PYTHONPATH=str(ROOT), GLOG_v="3", PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", **env)
         os.chdir(ROOT)
         os.execv(sys.executable, [sys.executable, *argv])
     screen = ""

@@ -35,12 +35,14 @@ def _random_graph(rng: random.Random) -> Graph:
     return Graph(0, nodes + ops, kinds, order)
 
 
-def _hit(graph: Graph, node: Node | None, watchpoint: int, slot: int, timestamp: int) -> Hit:
+def _hit(graph: Graph, node: Node | None, watchpoint: int, slot: int, timestamp: int, unplaced: bool = False,
+         order: int | None = None) -> Hit:
     op_type = node.op_type if node else "Op"
     name = node.full_name if node else "ghost"
     file = TensorFileName(op_type, name, 0, 0, timestamp, "output", slot, "DefaultFormat", "float32")
-    order = graph.order_of(node) if node else 0
-    entry = TensorEntry(STEP, f"/dump/{name}.npy", file, name, op_type, "activation", None, order, node)
+    order = order if order is not None else graph.order_of(node) if node else 0
+    entry = TensorEntry(STEP, f"/dump/{name}.npy", file, name, op_type, "activation", None, order, node,
+                        unplaced=unplaced)
     return Hit(watchpoint, "tensor_overflow", entry, {}, {})
 
 
@@ -56,6 +58,9 @@ def _random_hits(graph: Graph, rng: random.Random) -> list[Hit]:
         hits.append(_hit(graph, Node("ghost", "Default/ghost", "Op", "Default"), 1, 0, 0))
     if rng.random() < 0.3:
         hits.append(_hit(graph, None, 1, 0, 0))
+    for _ in range(rng.choice([0, 0, 1, 2])):  # kernels the graph does not name: ordered by dump time only
+        hits.append(_hit(graph, None, rng.choice([1, 2]), 0, rng.randint(0, 3), unplaced=True,
+                         order=rng.randint(0, len(graph.exec_index) + 1)))
     rng.shuffle(hits)
     return hits
 
@@ -70,14 +75,22 @@ def _reference_origins(hits: list[Hit], graph: Graph) -> set[int]:
     for watchpoint in {h.watchpoint for h in hits}:
         group = [h for h in hits if h.watchpoint == watchpoint]
         hit_nodes = {h.entry.graph_node.name for h in group if h.entry.graph_node is not None}
-        candidates = [h for h in group if h.entry.graph_node is None
-                      or not graph.ancestors(h.entry.graph_node.name) & (hit_nodes - {h.entry.graph_node.name})]
+        candidates = [h for h in group if not h.entry.unplaced and (h.entry.graph_node is None
+                      or not graph.ancestors(h.entry.graph_node.name) & (hit_nodes - {h.entry.graph_node.name}))]
+        first = min(group, key=_key)
+        if first.entry.unplaced:  # its ancestors are unknown: it may be an origin only by running first
+            candidates.append(first)
         origins.add(id(min(candidates or group, key=_key)))
     return origins
 
 
 def _reference_chain(hit: Hit, hits: list[Hit], graph: Graph) -> list[Hit]:
-    """The definition: from the hit, repeatedly the latest hit among the ancestors (ties: file, slot, node name)."""
+    """The definition: from the hit, repeatedly the latest hit among the ancestors (ties: file, slot, node name);
+    from an unplaced hit, the latest hit that ran before it."""
+    if hit.entry.unplaced:
+        earlier = sorted((h for h in hits if h.watchpoint == hit.watchpoint and _key(h) < _key(hit)),
+                         key=lambda h: (_key(h), h.entry.node))
+        return [hit] + (_reference_chain(earlier[-1], hits, graph) if earlier else [])
     if hit.entry.graph_node is None:
         return [hit]
     same = {h.entry.graph_node.name: h for h in hits

@@ -1,7 +1,8 @@
-"""Inspection commands: list, print, stats, hist, history, diff, node, inputs, outputs, trace, eval, save."""
+"""Inspection commands: list, print, stats, hist, diff, node, inputs, outputs, trace, eval, save."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import NamedTuple
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from msdbg.commands.registry import command
 from msdbg.commands.tensor_names import StepNames, split_slice
-from msdbg.engine.evaluate import evaluated
+from msdbg.engine.evaluate import evaluated, is_float
 from msdbg.engine.hits import Hit
 from msdbg.engine.stats import STAT_NAMES, compute_stats
 from msdbg.engine.trace import origin_chain
@@ -17,6 +18,7 @@ from msdbg.engine.watchpoints import TargetPattern
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.frontends.report import format_stats
 from msdbg.repl import render
+from msdbg.repl.layout import shorten, table, terminal_width
 from msdbg.session import Session
 from msdbg.store.dumpdir import StepKey, TensorEntry
 from msdbg.store.graph import Graph, Node
@@ -24,7 +26,6 @@ from msdbg.store.graph import Graph, Node
 _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
                    "--optimizer": "optimizer_state", "--inputs": "input"}
 _FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite"}
-_HISTORY_STATS = ["min", "max", "mean", "abs_mean", "l2norm", "nonfinite_count"]
 
 
 def _tensor(session: Session, text: str) -> tuple[TensorEntry, np.ndarray]:
@@ -61,24 +62,96 @@ def split_tensor_arg(args: list[str]) -> tuple[str, list[str]]:
     return " ".join(args[:taken]), args[taken:]
 
 
-@command("list", "list [PATTERN] [--weights|--gradients|--activations|--optimizer|--inputs]",
-         "List the current step's tensors grouped by scope; PATTERN is a glob (re:REGEX for a regex).",
-         aliases=("ls",))
+_LIST_SORTS = ("order", "size", "name")
+_LIST_FILTERS = ("nonfinite", "zero", "changed")
+_LIST_HEADERS = ("name", "op", "category", "shape", "dtype", "size", "")
+_LIST_USAGE = ("list [PATTERN] [--weights|--gradients|--activations|--optimizer|--inputs] [-s order|size|name] "
+               "[-f nonfinite|zero|changed]")
+
+
+@command("list", _LIST_USAGE,
+         "List the current step's tensors (by scope, or sorted by size or name with -s) with name, op, category, "
+         "shape, dtype, size and a health mark (! NaN/Inf, 0 all zero); -f keeps the non-finite, all-zero or "
+         "changed ones; PATTERN is a glob (re:REGEX for a regex).", aliases=("ls",))
 def list_(session: Session, args: list[str]) -> str:
-    categories = {_CATEGORY_FLAGS[a] for a in args if a in _CATEGORY_FLAGS}
-    unknown = [a for a in args if a.startswith("--") and a not in _CATEGORY_FLAGS]
-    if unknown:
-        raise UsageError(f"list: unknown option {unknown[0]}; accepted: {', '.join(_CATEGORY_FLAGS)}")
-    patterns = [a for a in args if not a.startswith("--")]
+    options, words = _list_options(args)
+    patterns = [a for a in words if not a.startswith("--")]
     if len(patterns) > 1:
-        raise UsageError("list takes at most one PATTERN")
+        raise UsageError("list takes at most one PATTERN", arg=args.index(patterns[1]))
+    categories = {_CATEGORY_FLAGS[a] for a in words if a in _CATEGORY_FLAGS}
     pattern = TargetPattern.parse(patterns[0]) if patterns else None
-    rows = session.current_derived(_list_rows)
+    listing = session.current_derived(_ListRows)
+    rows = listing.rows
     if categories:
         rows = [row for row in rows if row.category in categories]
     if pattern is not None:
         rows = _matching_rows(rows, pattern)
-    return _render_rows(rows) if rows else "No tensors match."
+    marks = _health_marks(session, rows, options.get("-f") in ("nonfinite", "zero"))
+    if "-f" in options:
+        rows = _filtered(session, rows, options["-f"], marks)
+    if not rows:
+        return "No tensors match."
+    sort = options.get("-s", "order")
+    if sort == "order":
+        return listing.render(rows, marks)
+    rows = sorted(rows, key=(lambda r: -r.size) if sort == "size" else (lambda r: r.entry.node))
+    return _flat_table(rows, marks)
+
+
+def _list_options(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """-s SORT and -f FILTER, checked; the other words (PATTERN, category flags)."""
+    options, words, index = {}, [], 0
+    while index < len(args):
+        word = args[index]
+        if word in ("-s", "-f"):
+            accepted = _LIST_SORTS if word == "-s" else _LIST_FILTERS
+            if index + 1 >= len(args) or args[index + 1] not in accepted:
+                raise UsageError(f"list {word} takes one of: {', '.join(accepted)}", arg=min(index + 1, len(args) - 1))
+            options[word] = args[index + 1]
+            index += 2
+            continue
+        if word.startswith("-") and word not in _CATEGORY_FLAGS:
+            raise UsageError(f"list: unknown option {word}; accepted: {', '.join(_CATEGORY_FLAGS)}, -s, -f", arg=index)
+        words.append(word)
+        index += 1
+    return options, words
+
+
+def _health_marks(session: Session, rows: list["_ListRow"], compute: bool) -> dict[str, str]:
+    """label -> '!' (NaN/Inf) or '0' (all zero), from the step's recorded statistics; with ``compute``, the
+    tensors not recorded are read (a filter asks for every tensor's health)."""
+    health: dict[str, tuple[int, int, int]] = {}
+    try:
+        health = session.recording().health(session.current)
+    except UsageError:
+        pass
+    marks = {}
+    for row in rows:
+        known = health.get(row.entry.label)
+        if known is None and row.entry.stats is not None:
+            stats = row.entry.stats
+            known = (stats.nonfinite_count or 0, stats.zero or 0, stats.size)
+        if known is None and compute and is_float(row.entry):
+            try:
+                stats = compute_stats(row.entry.load(), {"nonfinite", "zero"}, dtype_hint=row.entry.dtype)
+            except MsdbgError:
+                continue
+            known = (stats.nonfinite_count, stats.zero, stats.size)
+        if known is not None:
+            bad, zero, size = known
+            marks[row.entry.label] = "!" if bad else "0" if size and zero == size else ""
+    return marks
+
+
+def _filtered(session: Session, rows: list["_ListRow"], kind: str, marks: dict[str, str]) -> list["_ListRow"]:
+    if kind == "nonfinite":
+        return [row for row in rows if marks.get(row.entry.label) == "!"]
+    if kind == "zero":
+        return [row for row in rows if marks.get(row.entry.label) == "0"]
+    changed = session.recording().changed(session.current)
+    if changed is None:
+        raise UsageError("list -f changed compares with the previous recorded step; this is the first one")
+    return [row for row in rows if row.entry.label in changed]
 
 
 class _ListRow(NamedTuple):
@@ -87,37 +160,74 @@ class _ListRow(NamedTuple):
 
     scope: str
     entry: TensorEntry
-    line: str
+    cells: tuple[str, ...]  # name, op, category, shape, dtype, size
     category: str
     names: str  # the text a glob's literal piece must be found in (see _matching_rows)
+    size: int
 
 
-def _list_rows(entries: list[TensorEntry]) -> list[_ListRow]:
-    """The evaluated tensors of a step as ``list`` rows, by scope (scopes sorted), in execution order within one."""
-    rows = [_list_row(entry) for entry in entries if evaluated(entry)]
-    rows.sort(key=lambda row: row.scope)
-    return rows
+class _ListRows:
+    """A step's evaluated tensors as ``list`` rows, by scope (scopes sorted), in execution order within one, with
+    each row's aligned text made once (a 100k-tensor step lists in a join)."""
+
+    def __init__(self, entries: list[TensorEntry]):
+        self.rows = [_list_row(entry) for entry in entries if evaluated(entry)]
+        self.rows.sort(key=lambda row: row.scope)
+        widths = [max([len(h)] + [len(r.cells[i]) for r in self.rows]) for i, h in enumerate(_LIST_HEADERS[:6])]
+        excess = sum(widths) + 2 * 5 + 2 + 3 - terminal_width()  # separators, the row indent and the mark
+        for column, narrowest in ((2, 16), (0, 12)):  # the category (with its parameter), then the name give way
+            if excess > 0:
+                cut = min(excess, max(widths[column] - narrowest, 0))
+                widths[column] -= cut
+                excess -= cut
+        self.lines = {id(row): "  " + _cells_text(row.cells, widths) for row in self.rows}
+        self.header = "  " + _cells_text(_LIST_HEADERS[:6], widths)
+
+    def render(self, rows: list[_ListRow], marks: dict[str, str]) -> str:
+        lines, scope = [self.header.rstrip()], None
+        for row in rows:
+            if row.scope != scope:
+                scope = row.scope
+                lines.append(scope)
+            mark = marks.get(row.entry.label, "")
+            lines.append(f"{self.lines[id(row)]}  {mark}" if mark else self.lines[id(row)].rstrip())
+        return "\n".join(lines)
+
+
+def _cells_text(cells: tuple[str, ...], widths: list[int]) -> str:
+    """The cells padded to ``widths``: names shortened from the left, the category cut at the right, size right."""
+    name, op, category, *rest = cells
+    parts = [shorten(name, widths[0]).ljust(widths[0]), op.ljust(widths[1]),
+             (category if len(category) <= widths[2] else category[:widths[2] - 1] + "…").ljust(widths[2]),
+             rest[0].ljust(widths[3]), rest[1].ljust(widths[4]), rest[2].rjust(widths[5])]
+    return "  ".join(parts)
+
+
+def _flat_table(rows: list[_ListRow], marks: dict[str, str]) -> str:
+    """Sorted rows in one table, each named by its full name (shortened from the left to fit)."""
+    cells = [[row.entry.param if row.entry.file.is_parameter else row.entry.node, *row.cells[1:],
+              marks.get(row.entry.label, "")] for row in rows]
+    return table(_LIST_HEADERS, cells, terminal_width(), shrink=0, right=(5,))
 
 
 def _list_row(entry: TensorEntry) -> _ListRow:
-    shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else ""
-    param = f" {entry.param}" if entry.param and not entry.file.is_parameter else ""
+    shape = entry.graph_node.shape if entry.graph_node is not None and entry.slot == 0 else None
+    if shape is None and entry.stats is not None:
+        shape = entry.stats.shape
     name = entry.param if entry.file.is_parameter else entry.node.rsplit("/", 1)[-1]
     slot = f":{entry.slot}" if entry.slot else ""
-    line = f"  {name}{slot}  {entry.op_type}  {shape} {entry.file.dtype}  [{entry.category}{param}]"
+    category = entry.category + (f" {entry.param}" if entry.param and not entry.file.is_parameter else "")
+    size = math.prod(shape) if shape is not None else 0
     scope = entry.node.rsplit("/", 1)[0] if "/" in entry.node else "(parameters)"
-    return _ListRow(scope, entry, line, entry.category, f"{entry.node}\n{entry.op_type}\n{entry.param or ''}")
+    cells = (f"{name}{slot}", entry.op_type, category, _shape_text(shape), entry.dtype,
+             str(size) if shape is not None else "?")
+    return _ListRow(scope, entry, cells, entry.category, f"{entry.node}\n{entry.op_type}\n{entry.param or ''}", size)
 
 
-def _render_rows(rows: list[_ListRow]) -> str:
-    lines = []
-    scope = None
-    for row in rows:
-        if row.scope != scope:
-            scope = row.scope
-            lines.append(scope)
-        lines.append(row.line)
-    return "\n".join(lines)
+def _shape_text(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "?"
+    return "(" + ",".join(map(str, shape)) + ")"
 
 
 def _matching_rows(rows: list[_ListRow], pattern: TargetPattern) -> list[_ListRow]:
@@ -151,8 +261,12 @@ def print_(session: Session, args: list[str]) -> str:
 
 @command("stats", "stats TENSOR[numpy-slice]", "Show a tensor's statistics.")
 def stats(session: Session, args: list[str]) -> str:
-    entry, array = _tensor(session, _one(args, "stats TENSOR"))
-    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.file.dtype.lower())
+    text = _one(args, "stats TENSOR")
+    recorded = session.current_derived(StepNames).resolve(split_slice(text)[0]).stats
+    if recorded is not None and split_slice(text)[1] is None:  # a recording (msdbg open): its statistics
+        return render.stats_table(recorded.as_dict(), color=session.color)
+    entry, array = _tensor(session, text)
+    result = compute_stats(array, _FULL_STATS, dtype_hint=entry.dtype)
     return render.stats_table(result.as_dict(), color=session.color)
 
 
@@ -163,28 +277,6 @@ def hist(session: Session, args: list[str]) -> str:
         raise UsageError("usage: hist TENSOR[slice] [BINS]")
     _, array = _tensor(session, text)
     return render.histogram(array, bins=int(rest[0]) if rest else 20, color=session.color)
-
-
-@command("history", "history TENSOR", "Sparklines of a tensor's statistics over the steps still on disk.")
-def history(session: Session, args: list[str]) -> str:
-    entry, _ = _tensor(session, _one(args, "history TENSOR"))
-    rows = []
-    for key in session.retained_steps(entry.step):
-        match = next((e for e in session.dump.tensors(key) if e.label == entry.label), None)
-        if match is None:
-            continue
-        try:
-            values = compute_stats(match.load(), _FULL_STATS, dtype_hint=match.file.dtype.lower()).as_dict()
-        except MsdbgError as exc:
-            raise UsageError(str(exc)) from None
-        rows.append((key.iteration, {name: _number(values.get(name)) for name in _HISTORY_STATS}))
-    return render.history_table(rows, _HISTORY_STATS)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, str):
-        return float(value)
-    return None if value is None else float(value)
 
 
 @command("diff", "diff TENSOR STEP_A STEP_B | diff TENSOR", "Compare a tensor at two steps still on disk, or (after "
@@ -256,7 +348,8 @@ def node(session: Session, args: list[str]) -> str:
         lines.append(f"  shape: {target.shape}")
     for slot, name in enumerate(target.inputs):
         source = graph.nodes.get(name)
-        lines.append(f"  input {slot}: {source.op_type + ' ' + source.full_name if source else name}")
+        shape = f"  {source.shape}" if source is not None and (source.shape or source.is_parameter) else ""
+        lines.append(f"  input {slot}: {source.op_type + ' ' + source.full_name if source else name}{shape}")
     for consumer in graph.consumers(target.name):
         lines.append(f"  consumer: {consumer.op_type} {consumer.full_name}")
     if target.source:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from msdbg.errors import UsageError
+from msdbg.suggest import unknown
 
 if TYPE_CHECKING:
     from msdbg.session import Session
@@ -84,7 +85,8 @@ def lookup(word: str) -> Command:
     """The command named or aliased ``word``; raise UsageError with the known names."""
     name = _ALIASES.get(word, word)
     if name not in COMMANDS:
-        raise UsageError(f"unknown command {word!r}; known: {', '.join(sorted(COMMANDS))}", arg=-1)
+        raise UsageError(unknown("command", word, all_names(), label="known", shown=COMMANDS,
+                                 canonical=_ALIASES), arg=-1)
     return COMMANDS[name]
 
 

@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import bisect
-import difflib
 from typing import Iterable
 
 from msdbg.errors import UsageError
+from msdbg.suggest import close_matches
 from msdbg.store.dumpdir import TensorEntry
 
 GRAD_PREFIX = "grad:"
@@ -136,6 +136,6 @@ def _parse_label(text: str) -> tuple[str, str, int]:
 
 def _suggestion(text: str, names: list[str]) -> str:
     short = {_last_part(name): name for name in names}
-    close = difflib.get_close_matches(text, names, n=3, cutoff=0.6)
-    close += [short[s] for s in difflib.get_close_matches(text, list(short), n=3, cutoff=0.6) if short[s] not in close]
+    close = close_matches(text, names)
+    close += [short[s] for s in close_matches(text, short) if short[s] not in close]
     return f"; did you mean: {', '.join(close[:3])}?" if close else ""

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
+from msdbg.commands.ranges import numbers_in, parse_range
 from msdbg.commands.registry import command
+from msdbg.engine.conditions import CONDITIONS
 from msdbg.engine.diagnose import format_findings
+from msdbg.engine.watchpoints import unknown_condition
 from msdbg.engine.recommended import RECOMMENDED
 from msdbg.errors import UsageError
 from msdbg.frontends.report import format_hit
@@ -39,48 +44,112 @@ def watch(session: Session, args: list[str]) -> str:
     return f"Watchpoint {watchpoint.describe()}"
 
 
-def _number(args: list[str], verb: str) -> int:
-    if len(args) != 1 or not args[0].isdigit():
-        raise UsageError(f"usage: {verb} N (a watchpoint number, see 'info watchpoints')", arg=0 if args else None)
-    return int(args[0])
+def _numbers(session: Session, args: list[str], verb: str) -> list[int]:
+    if not args:
+        raise UsageError(f"usage: {verb} N|A-B ... (watchpoint numbers, see 'info watchpoints')")
+    return numbers_in(args, list(session.watchpoints.items), "watchpoint")
 
 
-@command("delete", "delete N", "Delete watchpoint N.")
+@command("delete", "delete [N|A-B ...]", "Delete watchpoints N, or a range A-B; no argument: all of them (asked "
+         "first at a terminal).")
 def delete(session: Session, args: list[str]) -> str:
-    number = _number(args, "delete")
-    session.watchpoints.get(number)
-    del session.watchpoints.items[number]
-    return f"Deleted watchpoint {number}"
+    if not args:
+        count = len(session.watchpoints.items)
+        if not count:
+            return "No watchpoints."
+        if _interactive(session) and not _confirm(f"Delete all {count} watchpoints? (y or n) "):
+            return "Nothing deleted."
+        session.watchpoints.items.clear()
+        return f"Deleted {count} watchpoint{'s' if count != 1 else ''}"
+    chosen = _numbers(session, args, "delete")
+    for number in chosen:
+        del session.watchpoints.items[number]
+    return f"Deleted watchpoint{'s' if len(chosen) != 1 else ''} {', '.join(map(str, chosen))}"
 
 
-@command("enable", "enable N", "Enable watchpoint N.")
+def _interactive(session: Session) -> bool:
+    """A person at this process's terminal (not a command file, a pipe or an attached client)."""
+    remote = session.control is not None and session.control.remote
+    return not remote and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+@command("enable", "enable N|A-B ...", "Enable watchpoints N (or a range A-B).")
 def enable(session: Session, args: list[str]) -> str:
-    session.watchpoints.get(_number(args, "enable")).enabled = True
-    return f"Enabled watchpoint {args[0]}"
+    chosen = _numbers(session, args, "enable")
+    for number in chosen:
+        session.watchpoints.items[number].enabled = True
+    return f"Enabled watchpoint{'s' if len(chosen) != 1 else ''} {', '.join(map(str, chosen))}"
 
 
-@command("disable", "disable N", "Disable watchpoint N (kept, not evaluated).")
+@command("disable", "disable N|A-B ...", "Disable watchpoints N (or a range A-B): kept, not evaluated.")
 def disable(session: Session, args: list[str]) -> str:
-    session.watchpoints.get(_number(args, "disable")).enabled = False
-    return f"Disabled watchpoint {args[0]}"
+    chosen = _numbers(session, args, "disable")
+    for number in chosen:
+        session.watchpoints.items[number].enabled = False
+    return f"Disabled watchpoint{'s' if len(chosen) != 1 else ''} {', '.join(map(str, chosen))}"
 
 
-@command("info", "info watchpoints | info hits | info step | info ranks",
-         "Show watchpoints, hits so far, where training is, or the ranks of the dump.")
+@command("info", "info watchpoints | info hits [-w N] [-s STEPS] [-c CONDITION] | info step | info ranks",
+         "Show watchpoints, hits so far (counted per watchpoint; filtered by watchpoint, step A-B or condition), "
+         "where training is, or the ranks of the dump.")
 def info(session: Session, args: list[str]) -> str:
-    what = args[0] if len(args) == 1 else ""
-    if what and "step".startswith(what):
+    what = args[0] if args else ""
+    if what and len(args) == 1 and "step".startswith(what):
         return _step_info(session)
-    if what and "ranks".startswith(what):
+    if what and len(args) == 1 and "ranks".startswith(what):
         return _ranks_info(session)
-    if "watchpoints".startswith(what) and what:
+    if what and len(args) == 1 and "watchpoints".startswith(what):
         items = session.watchpoints.items.values()
         return "\n".join(w.describe() for w in items) if items else "No watchpoints."
-    if "hits".startswith(what) and what:
-        if not session.hits:
-            return "No hits."
-        return "\n".join(f"#{i} " + format_hit(h) for i, h in enumerate(session.hits, start=1))
-    raise UsageError("usage: info watchpoints | info hits | info step | info ranks", arg=0 if args else None)
+    if what and "hits".startswith(what):
+        return _hits_info(session, args[1:])
+    raise UsageError("usage: info watchpoints | info hits [-w N] [-s STEPS] [-c CONDITION] | info step | info ranks",
+                     arg=0 if args else None)
+
+
+_HIT_FILTERS = ("-w", "-s", "-c")
+
+
+def _hits_info(session: Session, args: list[str]) -> str:
+    """Counts per watchpoint, then the hits that pass the filters, numbered as 'trace N' takes them."""
+    if len(args) % 2 or any(flag not in _HIT_FILTERS for flag in args[::2]):
+        raise UsageError("usage: info hits [-w N] [-s STEP|A-B] [-c CONDITION]", arg=0)
+    given = dict(zip(args[::2], args[1::2]))
+    numbered = list(enumerate(session.hits, start=1))
+    if "-w" in given:
+        if not given["-w"].isdecimal():
+            raise UsageError(f"info hits -w {given['-w']!r}: expected a watchpoint number", arg=args.index("-w") + 2)
+        numbered = [(i, h) for i, h in numbered if h.watchpoint == int(given["-w"])]
+    if "-s" in given:
+        low, high = parse_range(given["-s"], "step", args.index("-s") + 1)
+        numbered = [(i, h) for i, h in numbered if low <= h.step <= high]
+    if "-c" in given:
+        condition = given["-c"]
+        if condition not in CONDITIONS:
+            raise UsageError(unknown_condition(condition), arg=args.index("-c") + 2)
+        numbered = [(i, h) for i, h in numbered if h.condition == condition]
+    if not session.hits:
+        return "No hits."
+    lines = []
+    by_watchpoint: dict[int, list] = {}
+    for _, hit in numbered:
+        by_watchpoint.setdefault(hit.watchpoint, []).append(hit)
+    for number, hits in sorted(by_watchpoint.items()):
+        steps = sorted({h.step for h in hits})
+        span = f"step {steps[0]}" if len(steps) == 1 else f"{len(steps)} steps, {steps[0]}..{steps[-1]}"
+        lines.append(f"watchpoint {number} {hits[0].condition}: {len(hits)} hit{'s' if len(hits) != 1 else ''} "
+                     f"({span})")
+    if not numbered:
+        return "No hits match."
+    lines.extend(f"#{i} " + format_hit(h) for i, h in numbered)
+    return "\n".join(lines)
 
 
 def _ranks_info(session: Session) -> str:

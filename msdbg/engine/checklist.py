@@ -1,5 +1,8 @@
 """The accuracy guide's checklist as data: each item, how msdbg detects it, or why it cannot.
 
+Loss-curve items are judged on the loss of every step kept by the flight recorder (engine/losscurve.py); runs
+with --no-record do without them.
+
 README's checklist table is generated from this (``markdown_table``) and a test keeps the two equal, and checks
 that every condition and rule named here exists.
 """
@@ -65,6 +68,14 @@ CHECKLIST: tuple[Item, ...] = (
          "demos/zero_init.py"),
     Item("Weight initialisation", "initial weights differ between ranks", ("rank_weight_mismatch",),
          ("rank_weight_mismatch",), "tests/test_multirank.py"),
+    Item("Loss curve", "loss NaN or Inf", ("tensor_overflow",), ("loss_nonfinite",),
+         "demos/nan_log.py; tests/test_losscurve.py"),
+    Item("Loss curve", "loss exploding", (), ("loss_exploding",), "tests/test_losscurve.py"),
+    Item("Loss curve", "loss not converging (flat)", (), ("loss_not_converging",),
+         "tests/test_checklist.py (flat); tests/test_losscurve.py"),
+    Item("Loss curve", "loss oscillating", (), ("loss_oscillating",), "tests/test_losscurve.py"),
+    Item("Loss curve", "loss exactly 0", ("tensor_all_zero",), ("loss_zero",),
+         "demos/label_leakage.py; tests/test_losscurve.py"),
 )
 
 

@@ -275,7 +275,7 @@ def _statistics(entry: TensorEntry) -> TensorStats:
     """The entry's statistics: from a statistics-only dump as they are, else computed from its data."""
     if entry.stats is not None:
         return entry.stats
-    return compute_stats(entry.load(), STATISTICS_NEEDED, dtype_hint=entry.file.dtype.lower())
+    return compute_stats(entry.load(), STATISTICS_NEEDED, dtype_hint=entry.dtype)
 
 
 def first_divergences(diverged: list[TensorPair], graph_a: Graph | None, graph_b: Graph | None,

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from msdbg.engine.hits import Hit
-from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, constant_gradients,
-                                    shared_weights)
+from msdbg.engine.losscurve import loss_symptoms
+from msdbg.engine.loss import is_loss_value
+from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, broadcast_into_loss,
+                                    constant_gradients, shared_weights)
 from msdbg.store.graph import Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
@@ -22,7 +24,9 @@ GUIDE = "MindSpore accuracy guide (Accuracy Problem Locating and Optimization Gu
 
 _NAN_FOLLOWERS = {"log_of_nonpositive", "division_by_zero", "sqrt_of_negative", "exp_overflow", "dead_relu",
                   "vanishing_gradients", "frozen_parameters", "no_parameter_updates", "learning_rate_too_high",
-                  "saturated_activation"}
+                  "saturated_activation", "loss_nonfinite", "loss_exploding"}
+_LOSS_BLOWS_UP = {"loss_nonfinite", "loss_exploding"}
+_LOSS_STALLS = {"loss_not_converging"}
 #: A cause that, when found, likely produces these other findings as consequences.
 CONSEQUENCES = {
     "zero_initialization": {"dead_relu", "vanishing_gradients", "frozen_parameters", "no_parameter_updates"},
@@ -36,7 +40,13 @@ CONSEQUENCES = {
     "wrong_labels": _NAN_FOLLOWERS,
     "abnormal_input": _NAN_FOLLOWERS | {"unnormalised_input"},
     "disconnected_parameter": {"frozen_parameters", "vanishing_gradients"},
+    # the loss curve shows what these causes do
+    "log_of_nonpositive": _LOSS_BLOWS_UP, "division_by_zero": _LOSS_BLOWS_UP, "sqrt_of_negative": _LOSS_BLOWS_UP,
+    "exp_overflow": _LOSS_BLOWS_UP, "learning_rate_too_high": _LOSS_BLOWS_UP | {"loss_oscillating"},
+    "learning_rate_too_low": _LOSS_STALLS, "frozen_parameters": _LOSS_STALLS, "no_parameter_updates": _LOSS_STALLS,
 }
+for _root in ("zero_initialization", "dead_relu", "vanishing_gradients"):
+    CONSEQUENCES[_root] = CONSEQUENCES[_root] | _LOSS_STALLS
 #: Conditions that say a weight did not change.
 UNCHANGED_CONDITIONS = {"weight_not_changed", "weight_frozen"}
 
@@ -132,13 +142,12 @@ def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
 
 
 def _is_loss(hit: Hit) -> bool:
-    """A loss value: inside a loss cell's scope (not merely under WithLossCell), or a scalar mean/sum."""
-    if hit.entry.category != "activation":
-        return False
-    scopes = hit.entry.node.split("/")[:-1]
-    in_loss_cell = any("loss" in part.lower() and not part.startswith("network-WithLossCell") for part in scopes)
-    scalar_reduction = hit.entry.op_type in {"ReduceMean", "ReduceSum"} and hit.stats.get("size") == 1
-    return in_loss_cell or scalar_reduction
+    return is_loss_value(hit.entry, hit.stats.get("size"))
+
+
+def _from_curve(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    """Loss-curve rules have no evidence in hits or graphs: diagnose() adds the curve's."""
+    return []
 
 
 def _data_origins(hits: list[Hit], graphs: list[Graph]) -> list[str]:
@@ -306,19 +315,57 @@ RULES: tuple[Rule, ...] = (
           "Model/TrainOneStepCell), and check gradients_mean",),
          _of({"rank_gradient_mismatch"}),
          explains=frozenset({"rank_gradient_mismatch"})),
+    Rule("broadcast_into_loss", "Loss function incorrectly implemented: two tensors of different shapes were "
+         "broadcast into a larger one that feeds the loss (a likely shape bug)",
+         "Checking the Code and Hyperparameters: the loss function is correctly implemented (Common Computational "
+         "Graph Structure Problems: the loss function is incorrect)",
+         ("make the shapes agree before the op: reshape labels to the predictions' shape (y.reshape(-1, 1)) or "
+          "squeeze the predictions (pred.squeeze(-1))",
+          "with (N, 1) and (N,) the loss compares every prediction with every label: it barely falls and its "
+          "gradients mix samples",
+          "'node NODE' shows the op's input shapes"),
+         lambda hits, graphs: broadcast_into_loss(graphs),
+         explains=frozenset(set())),
     Rule("loss_zero", "Data: loss is (nearly) 0 at once: label leakage, or the task is trivial",
          "Checking the Loss Curve: other loss symptoms (loss 0)",
          ("check that labels (or a function of them) are not among the input features",
           "check that training and evaluation data do not overlap"),
          _of({"tensor_all_zero", "tensor_too_small"}, _is_loss),
          explains=frozenset({"tensor_all_zero", "tensor_too_small"})),
+    # Loss-curve symptoms: their evidence comes from the loss of every step (engine/losscurve.py), not from hits.
+    Rule("loss_nonfinite", "Loss curve: the loss is NaN or +/-Inf", _NAN_SECTION,
+         ("set 'watch tensor_overflow' and run again: trace-back names the first op that produced the NaN/Inf",),
+         _from_curve),
+    Rule("loss_exploding", "Loss curve: the loss grows far above its early values",
+         "Checking the Loss Curve: an abnormal loss value (extremely large)",
+         ("'watch tensor_too_large' and 'watch weight_change_too_large' locate the op or update that grows",
+          "lower the learning rate or clip gradients"),
+         _from_curve),
+    Rule("loss_not_converging", "Loss curve: the loss does not fall (slow or no convergence)",
+         "Checking the Loss Curve: the loss convergence is slow",
+         ("'watch weight_change_too_small' and 'watch gradient_vanishing' show whether the weights still learn",
+          "check the learning rate (too low?), the optimizer and the loss function",
+          "check the input range (too small?) and whether the labels match the inputs"),
+         _from_curve),
+    Rule("loss_oscillating", "Loss curve: the loss zigzags instead of falling (flapping)",
+         "Checking the Loss Curve: the loss convergence is slow (loss flapping)",
+         ("lower the learning rate, or increase the batch size", "check that the data is shuffled"),
+         _from_curve),
 )
 
 
-def diagnose(hits: list[Hit], graphs: Iterable[Graph]) -> tuple[list[Finding], list[str]]:
-    """Findings of every matching rule, and the hit conditions no rule explains ("no known cause")."""
+def diagnose(hits: list[Hit], graphs: Iterable[Graph], losses: list[tuple[int, float]] = ()
+             ) -> tuple[list[Finding], list[str]]:
+    """Findings of every matching rule, and the hit conditions no rule explains ("no known cause").
+
+    A rule's evidence comes from the hits and graphs (its matcher) and from the loss curve: the symptoms of
+    ``losses`` (training step, loss) that carry its id."""
     graph_list = list(graphs)
-    matched = [(rule, tuple(evidence)) for rule in RULES if (evidence := rule.match(hits, graph_list))]
+    curve: dict[str, list[str]] = {}
+    for symptom in loss_symptoms(list(losses)):
+        curve.setdefault(symptom.rule, []).append(symptom.text)
+    matched = [(rule, tuple(evidence)) for rule in RULES
+               if (evidence := [*rule.match(hits, graph_list), *curve.get(rule.id, ())])]
     ids = [rule.id for rule, _ in matched]
     findings = [Finding(rule, evidence, _root_of(rule.id, ids)) for rule, evidence in matched]
     findings.sort(key=lambda f: f.consequence_of is not None)

@@ -37,6 +37,7 @@ class StepResult:
     missing: dict[tuple[int, str], list[str]] = field(default_factory=dict)
     # step-level conditions (weight_frozen): (watchpoint, parameter's entry, unchanged since the previous step)
     unchanged: list[tuple[Watchpoint, TensorEntry, bool]] = field(default_factory=list)
+    recorded: list[tuple[TensorEntry, TensorStats]] = field(default_factory=list)  # with ``record`` only
 
 
 def evaluated(entry: TensorEntry) -> bool:
@@ -45,7 +46,7 @@ def evaluated(entry: TensorEntry) -> bool:
 
 
 def is_float(entry: TensorEntry) -> bool:
-    return entry.file.dtype.lower() in _FLOAT_DTYPES
+    return entry.dtype in _FLOAT_DTYPES
 
 
 def tensor_key(entry: TensorEntry) -> TensorKey:
@@ -106,7 +107,7 @@ class _TensorStats:
         key = (frozenset(needs), value_range, previous is not None, rtol, atol)
         if key not in self._cache:
             self._cache[key] = compute_stats(self.array, needs, value_range=value_range, previous=previous,
-                                             rtol=rtol, atol=atol, dtype_hint=self.entry.file.dtype.lower())
+                                             rtol=rtol, atol=atol, dtype_hint=self.entry.dtype)
         return self._cache[key]
 
 
@@ -134,10 +135,14 @@ class StepContext:
 
 
 def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], graph: Graph | None,
-                  history: History, context: StepContext | None = None) -> StepResult:
+                  history: History, context: StepContext | None = None,
+                  record: frozenset[str] = frozenset()) -> StepResult:
     """Evaluate every watchpoint on every tensor it watches in this step; mark the origins of the hits.
 
-    Without ``context`` the first iteration of each graph counts as its first training step."""
+    Without ``context`` the first iteration of each graph counts as its first training step. ``record``:
+    statistics (stats.STAT_NAMES) to compute too, in the same pass, for every evaluated tensor; they come back
+    in ``StepResult.recorded`` (the flight recorder).
+    """
     result = StepResult()
     if context is None:
         first = bool(entries) and history.is_first_step(entries[0].step.rank, entries[0].step.net,
@@ -150,13 +155,16 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
             entries = [*entries, *made]
             history.initial_values = {}
     for entry in entries:
-        if not evaluated(entry) or not is_float(entry):
+        if not evaluated(entry):
             continue
         watching = [w for w in watchpoints if w.watches(entry) and context.judges(w, entry)]
         if not watching:
             continue
+        _note_dtype(entry, history, result)
+        if not is_float(entry):
+            continue
         try:
-            _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped)
+            _TensorEvaluation(entry, entries, graph, history, result).run(watching, inputs_dumped, record)
         except MsdbgError as exc:
             result.errors.append(str(exc))
     try:
@@ -183,6 +191,17 @@ def _missing_notes(missing: dict[tuple[int, str], list[str]], step) -> list[str]
     return notes
 
 
+def _note_dtype(entry: TensorEntry, history: History, result: StepResult) -> None:
+    """One note per tensor and run when its file name and its bytes disagree on the dtype."""
+    try:
+        note = entry.dtype_note()
+    except MsdbgError:
+        return  # an unreadable file is reported when it is loaded
+    if note is not None and tensor_key(entry) not in history.dtype_noted:
+        history.dtype_noted.add(tensor_key(entry))
+        result.notes.append(note)
+
+
 class _TensorEvaluation:
     """All watchpoints on one tensor of one step."""
 
@@ -197,12 +216,13 @@ class _TensorEvaluation:
         """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
         return pre_update_entry(self.entry, self.entries, self.graph)
 
-    def run(self, watching: list[Watchpoint], inputs_dumped: bool) -> None:
+    def run(self, watching: list[Watchpoint], inputs_dumped: bool, record: frozenset[str] = frozenset()) -> None:
         """Judge every watchpoint; keep a copy for the next step's change conditions when its dump will hold no
-        pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only)."""
+        pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only); with ``record``, add the
+        tensor's statistics (computed with the plain watchpoints' in one pass) to the result."""
         self.result.tensors_checked += 1
         plain = [w for w in watching if _is_plain(w)]
-        self.base_needs = set().union(*(w.condition.stat_needs(w.params) for w in plain))
+        self.base_needs = set().union(record, *(w.condition.stat_needs(w.params) for w in plain))
         for watchpoint in watching:
             if watchpoint.condition.kind == "frozen":
                 self._vote_unchanged(watchpoint)
@@ -220,6 +240,10 @@ class _TensorEvaluation:
                     self.result.notes.append(
                         f"watchpoint {watchpoint.number} ({watchpoint.condition.name}): statistic.csv has no NaN/Inf "
                         "count columns, so a tensor whose max or min is NaN/Inf there could not be judged")
+        if record:
+            stats = self.entry.stats if self.entry.stats is not None else self.current.get(record,
+                                                                                          shared=self.base_needs)
+            self.result.recorded.append((self.entry, stats))
         needs_copy = any(w.condition.needs_previous for w in watching) and (self.before is None or not inputs_dumped)
         if needs_copy and self.current.array is not None:
             self.history.remember(self.key, self.current.array)

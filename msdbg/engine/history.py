@@ -37,6 +37,8 @@ class History:
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)
+    # Tensors whose file name and bytes disagree on the dtype: noted once per run.
+    dtype_noted: set[TensorKey] = field(default_factory=set)
     labels: LabelHistory = field(default_factory=LabelHistory)
     # Step-level reviews, per (rank, root graph): the loss scaler's state, runs of unchanged weights.
     loss_scale: dict[tuple[int, int], ScaleState] = field(default_factory=dict)

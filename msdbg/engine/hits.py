@@ -60,4 +60,5 @@ class Hit:
             "first_offending": self.first_offending,
             "reasons": list(self.reasons),
             "source": self.source,
+            "placed": not self.entry.unplaced,
         }

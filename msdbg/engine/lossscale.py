@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from msdbg.engine.hits import Hit
+from msdbg.engine.loss import LOSS_SCALE_NAMES
 from msdbg.store.families import GRADIENT_SCOPE, UserStep
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 #: Parameter names (last dotted part) holding a loss scale: ms.amp.DynamicLossScaler / StaticLossScaler
 #: (``scale_value``), TrainOneStepWithLossScaleCell (``scale_sense``), older cells (``loss_scale``).
-SCALE_PARAMS = frozenset({"scale_value", "scale_sense", "loss_scale"})
+SCALE_PARAMS = frozenset(LOSS_SCALE_NAMES)
 #: Ops whose result says whether gradients are finite: ms.amp.all_finite on CPU/GPU (IsFinite + ReduceAll),
 #: the fused AllFinite, and the float status ops of Ascend (NPUGetFloatStatusV2 and friends).
 OVERFLOW_CHECK_OPS = frozenset({"IsFinite", "AllFinite", "NPUGetFloatStatusV2", "NPUGetFloatStatus",

@@ -36,6 +36,9 @@ STAT_NAMES: frozenset[str] = frozenset({
     "nonfinite", "nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "min", "max", "sum", "abs_sum", "sq_sum",
     "finite_count", "range_count", "change",
 })
+#: The summary every recorded tensor gets (min, max, mean, abs-mean, L2 norm, NaN/Inf/zero counts derive from it).
+SUMMARY_NEEDS: frozenset[str] = frozenset({"nonfinite", "zero", "min", "max", "sum", "abs_sum", "sq_sum",
+                                          "finite_count"})
 # The fields of TensorStats each need fills, where they differ from the need's name.
 _FIELDS = {"nonfinite": ("nan", "pos_inf", "neg_inf"), "change": ("change_exceed", "change_abs_sum", "prev_abs_sum")}
 _COUNTS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "finite_count", "range_count", "change_exceed")

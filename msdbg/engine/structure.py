@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from msdbg.engine.loss import loss_node
 from msdbg.store.graph import ASSIGN_OPS, OPTIMIZER_GRAD_SLOT, PASSTHROUGH_OPS, Graph, Node
 
 #: Losses that apply sigmoid / softmax to their first input themselves (they expect logits).
@@ -58,6 +61,33 @@ def constant_gradients(graphs: list[Graph]) -> list[str]:
             producer = graph.resolve(op.inputs[slot])
             if producer is None or producer.op_type in CONSTANT_OPS:
                 found.append(f"{op.inputs[0]} (its {op.op_type} gets a constant gradient)")
+    return sorted(set(found))
+
+
+#: Element-wise ops of two tensors whose shapes NumPy-style broadcasting aligns.
+BROADCASTING_OPS = {"Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "SquaredDifference", "Maximum",
+                    "Minimum", "Pow", "FloorDiv", "Xdivy"}
+
+
+def broadcast_into_loss(graphs: list[Graph]) -> list[str]:
+    """A binary op feeding the loss whose output has more elements than each of its inputs: both were broadcast
+    (e.g. predictions (N, 1) minus labels (N,) gives (N, N)), so the loss averages every pair, not each sample."""
+    found = []
+    for graph in graphs:
+        loss = loss_node(graph)
+        if loss is None:
+            continue
+        for name in sorted(graph.ancestors(loss.name)):
+            node = graph.nodes[name]
+            inputs = [graph.nodes[i] for i in node.inputs if i in graph.nodes]
+            if node.op_type not in BROADCASTING_OPS or len(inputs) != 2 or not node.shape:
+                continue
+            sizes = [math.prod(i.shape) for i in inputs]
+            if min(sizes) > 1 and math.prod(node.shape) > max(sizes):
+                source = node.user_source()
+                shapes = " with ".join(str(i.shape) for i in inputs)
+                found.append(f"{node.op_type} {node.full_name}: {shapes} -> {node.shape}, feeding the loss "
+                             f"{loss.op_type} {loss.full_name}" + (f"; at {source}" if source else ""))
     return sorted(set(found))
 
 

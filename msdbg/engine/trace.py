@@ -18,6 +18,8 @@ def mark_origins(hits: list[Hit], graph: Graph | None) -> None:
 
     The origin is a hit none of whose graph ancestors (through node inputs) hit the same watchpoint in
     that step; among several, the first in execution order. Without a graph, the first in execution order.
+    A hit on a tensor that could not be placed in the graph (``entry.unplaced``) has unknown ancestors: any hit
+    that ran before it may be one, so it is a candidate only when it ran first of all.
     """
     by_watchpoint: dict[int, list[Hit]] = defaultdict(list)
     for hit in hits:
@@ -27,8 +29,10 @@ def mark_origins(hits: list[Hit], graph: Graph | None) -> None:
         if graph is not None:
             hit_nodes = {h.entry.graph_node.name for h in group if h.entry.graph_node is not None}
             downstream = nodes_below_others(hit_nodes, graph)
-            candidates = [h for h in group if h.entry.graph_node is None
-                          or h.entry.graph_node.name not in downstream] or group
+            first = min(group, key=_execution_key)
+            candidates = [h for h in group if not h.entry.unplaced and (
+                h.entry.graph_node is None or h.entry.graph_node.name not in downstream)]
+            candidates = candidates + [first] if first.entry.unplaced else candidates or group
         origin = min(candidates, key=_execution_key)
         origin.first_offending = True
 
@@ -60,16 +64,27 @@ def nodes_below_others(hit_nodes: set[str], graph: Graph) -> set[str]:
 def origin_chain(hit: Hit, hits: list[Hit], graph: Graph | None) -> list[Hit]:
     """The hits on the path from ``hit`` back to its origin, nearest first (for ``trace``).
 
-    Each next link is the latest hit (in execution order) among the graph ancestors of the previous one.
+    Each next link is the latest hit (in execution order) among the graph ancestors of the previous one. A hit that
+    could not be placed in the graph links to the latest hit of its watchpoint that ran before it (its ancestors
+    are unknown, never taken as none).
     """
+    same_watchpoint = sorted((h for h in hits if h.watchpoint == hit.watchpoint),
+                             key=lambda h: (_execution_key(h), h.entry.node))
+    unplaced_links = []
+    while hit.entry.unplaced and graph is not None:
+        earlier = [h for h in same_watchpoint if _execution_key(h) < _execution_key(hit)]
+        if not earlier:
+            return unplaced_links + [hit]
+        unplaced_links.append(hit)
+        hit = earlier[-1]
     if graph is None or hit.entry.graph_node is None:
-        return [hit]
+        return unplaced_links + [hit]
     same = {h.entry.graph_node.name: h for h in hits
             if h.watchpoint == hit.watchpoint and h.entry.graph_node is not None}
     ranked = [name for _, name in sorted((_execution_key(h), name) for name, h in same.items())]
     start = hit.entry.graph_node.name
     above = _latest_hit_above(start, {name: i for i, name in enumerate(ranked)}, graph)
-    chain = [hit]
+    chain = unplaced_links + [hit]
     current = above.get(start, -1)
     while current >= 0:
         chain.append(same[ranked[current]])

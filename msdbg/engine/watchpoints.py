@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from msdbg.engine.conditions import CONDITIONS, Condition
 from msdbg.errors import UsageError
+from msdbg.suggest import unknown
 from msdbg.store.dumpdir import TensorEntry
 
 
@@ -80,6 +81,11 @@ class Watchpoint:
         return f"{self.number}: {self.condition.name}{' ' + params if params else ''}{target}{state}"
 
 
+def unknown_condition(name: str) -> str:
+    """'unknown condition X' with the closest names, or every accepted name when none is close."""
+    return unknown("condition", name, CONDITIONS)
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
@@ -134,8 +140,7 @@ class WatchpointList:
         positions = positions or {}
         condition = CONDITIONS.get(condition_name)
         if condition is None:
-            raise UsageError(f"unknown condition {condition_name!r}; accepted: {', '.join(sorted(CONDITIONS))}",
-                             arg=positions.get(""))
+            raise UsageError(unknown_condition(condition_name), arg=positions.get(""))
         if not condition.available:
             raise UsageError(f"{condition.name} is not available here: {condition.unavailable_reason}",
                              arg=positions.get(""))

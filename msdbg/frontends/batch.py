@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from msdbg.commands.scripts import CommandSource, run_commands
 from msdbg.engine.diagnose import format_findings
 from msdbg.errors import UsageError
-from msdbg.frontends.capture_run import RunOptions, run_under_capture
+from msdbg.frontends.capture_run import RunOptions, run_under_capture, start_recording, stop_recording
 from msdbg.frontends.report import summary
 from msdbg.session import Session
 from msdbg.store.dumpdir import DumpDir
@@ -44,8 +44,12 @@ def run_batch(options: RunOptions) -> int:
     return finish(session, options.json_out, script_code)
 
 
-def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
-    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code)."""
+def finish(session: Session, json_out: str | None, script_code: int = 0, *, offline: bool = False) -> int:
+    """Print the summary, write JSON, and return the exit code (2 errors > 1 hits > the script's code).
+
+    A check (``offline``), or a run with watchpoints whose script succeeded, that evaluated no tensor is not a
+    clean result: one line, exit 2.
+    """
     for warning in session.warnings:
         print(f"msdbg: warning: {warning}", file=sys.stderr)
     for note in session.notes:
@@ -64,9 +68,17 @@ def finish(session: Session, json_out: str | None, script_code: int = 0) -> int:
             print("  " + line)
     if json_out:
         write_json(session, json_out)
+    if session.record_path:
+        print(f"msdbg: flight recording: {session.record_path}  (msdbg open {session.record_path})")
     if session.errors:
         print(f"msdbg: {len(session.errors)} tensor file(s) could not be read, first: {session.errors[0]}",
               file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
+        what = ("no watchpoint is set" if not session.watchpoints.items else
+                "no training step was captured" if not steps else
+                f"the watchpoints evaluated none of the tensors of {steps} step{'s' if steps != 1 else ''}")
+        print(f"msdbg: error: no tensor was checked ({what}): this is not a clean result", file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
         return EXIT_HITS
@@ -101,7 +113,7 @@ def write_json(session: Session, path: str) -> None:
 
 
 def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *, rank: int | None = None,
-               steps: str = "all") -> int:
+               steps: str = "all", record: str | None = None) -> int:
     """Evaluate watchpoints on every selected step of an existing dump directory, in order."""
     spec = parse_step_spec(steps)
     session = Session(dump=DumpDir(root))
@@ -115,10 +127,15 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     selected = [k for k in every if (rank is None or k.rank == rank) and k.iteration in spec]
     if not selected:
         raise UsageError(f"--steps {steps}: no iteration of {root} is selected")
-    for group in with_progress(session.group_steps(selected), "checking"):
-        session.evaluate_user_step(group)
-    session.evaluate_across_ranks(selected)
-    return finish(session, json_out)
+    if record:
+        start_recording(session, record, root, [root])
+    try:
+        for group in with_progress(session.group_steps(selected), "checking"):
+            session.evaluate_user_step(group)
+        session.evaluate_across_ranks(selected)
+    finally:
+        stop_recording(session, None)
+    return finish(session, json_out, offline=True)
 
 
 def with_progress(keys: list, label: str) -> Iterable:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from msdbg.capture.dumpconfig import (DUMP_BOTH, DUMP_OUTPUTS, choose_saved_data, dump_config,
                                       install_dump_config)
+from msdbg.capture.dumppath import MindSporePath, private_dump_dir
 from msdbg.commands.scripts import CommandSource
 from msdbg.engine.evaluate import StepResult
 from msdbg.errors import UsageError
@@ -30,6 +31,7 @@ class RunOptions:
     dump_dir: str | None = None
     keep_steps: int = 2
     interactive: bool = False
+    record: str | None = None  # the flight recording to write (None: none)
 
 
 def launcher_rank() -> int | None:
@@ -45,7 +47,7 @@ def prepare_dump_dir(requested: str | None, rank: int | None = None) -> tuple[st
     rank's own ``rank_N`` must not exist yet.
     """
     if requested is None:
-        return tempfile.mkdtemp(prefix="msdbg-dump-"), True
+        return private_dump_dir(), True
     path = os.path.abspath(requested)
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
@@ -74,6 +76,25 @@ def outputs_suffice(session: Session, config_dir: str) -> bool:
     return True
 
 
+def start_recording(session: Session, path: str, source: str, argv: list[str]) -> None:
+    """Give the session a flight recorder writing ``path``."""
+    from msdbg.store.recorder import Recorder
+
+    session.recorder = Recorder(path, source=source, argv=argv)
+    session.record_path = path
+
+
+def stop_recording(session: Session, exit_code: int | None) -> None:
+    """Close the flight recording (noting the exit code); a failure is reported, never raised."""
+    if session.recorder is None:
+        return
+    try:
+        session.recorder.finish(exit_code)
+    except Exception as exc:  # noqa: BLE001  closing must not hide the run's own outcome
+        print(f"msdbg: flight recorder {session.recorder.path}: {exc}", file=sys.stderr)
+    session.recorder = None
+
+
 def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCallback,
                       before_training: Callable[[], None] | None = None,
                       after_training: Callable[[int], None] | None = None) -> int:
@@ -90,12 +111,17 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
     if not os.path.isfile(options.script):
         raise UsageError(f"training script {options.script}: no such file")
     rank = launcher_rank()
+    if options.record:
+        start_recording(session, options.record.replace("{rank}", str(rank or 0)), options.script,
+                        [options.script, *options.script_args])
     dump_root, owned = prepare_dump_dir(options.dump_dir, rank)
-    fast = config_dir = None
+    fast = config_dir = for_mindspore = None
+    script_code = None
     try:
+        for_mindspore = MindSporePath(dump_root)
         fast = place_on_fast_storage(dump_root, rank or 0) if owned else None
         config_dir = tempfile.mkdtemp(prefix="msdbg-config-")
-        install_dump_config(dump_config(dump_root), config_dir)
+        install_dump_config(dump_config(for_mindspore.path), config_dir)
         session.dump = DumpDir(dump_root)
         session.rank = rank
 
@@ -112,7 +138,8 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             except Exception:  # e.g. a parameter that cannot be copied: dump both sides, as without the choice
                 print("msdbg: could not save the initial parameter values; dumping op inputs too:\n"
                       + traceback.format_exc(limit=3), file=sys.stderr)
-            install_dump_config(dump_config(dump_root, saved_data=saved_data, input_output=input_output), config_dir)
+            install_dump_config(dump_config(for_mindspore.path, saved_data=saved_data, input_output=input_output),
+                                config_dir)
 
         def at_barrier() -> None:
             try:
@@ -142,6 +169,9 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             after_training(script_code)
         return script_code
     finally:
+        stop_recording(session, script_code)
+        if for_mindspore is not None:
+            for_mindspore.remove()
         if config_dir is not None:
             shutil.rmtree(config_dir, ignore_errors=True)
         if fast is not None:

@@ -53,7 +53,9 @@ def enable(listen: str | None = None, keep_steps: int = 2) -> str:
 
     control = RunControl(state="running", remote=True)
     session = Session(control=control)
-    dump_root, config_dir = tempfile.mkdtemp(prefix="msdbg-dump-"), tempfile.mkdtemp(prefix="msdbg-config-")
+    from msdbg.capture.dumppath import private_dump_dir
+
+    dump_root, config_dir = private_dump_dir(), tempfile.mkdtemp(prefix="msdbg-config-")
     if ENV_VAR in os.environ:
         session.notes.append(f"{ENV_VAR} was already set; msdbg replaced it to capture into {dump_root}")
     install_dump_config(dump_config(dump_root), config_dir)

@@ -8,11 +8,13 @@ import sys
 from typing import Callable, Protocol
 
 from msdbg.commands import execute, lookup, split_line
+from msdbg.commands.display import render_displays
 from msdbg.control import RunControl, StopTraining
 from msdbg.errors import MsdbgError
 from msdbg.frontends.batch import apply_commands
 from msdbg.frontends.capture_run import RunOptions, run_under_capture
 from msdbg.frontends.report import summary
+from msdbg.repl.pager import show
 from msdbg.session import Session
 
 _REPEATABLE = {"step", "continue"}
@@ -48,7 +50,7 @@ def interact(session: Session, reader: Reader) -> None:
         except MsdbgError as exc:
             output = f"*** {exc}"
         if output:
-            print(output, flush=True)
+            show(output)
 
 
 def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader] | None = None) -> int:
@@ -97,6 +99,8 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
                   flush=True)
         control.pause_requested = False
         control.state = "paused"
+        if session.displays:
+            show(render_displays(session))
         interact(session, reader)
         if control.resume == "quit":
             raise StopTraining

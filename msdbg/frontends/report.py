@@ -33,6 +33,9 @@ def format_origin(hit: Hit) -> list[str]:
     entry = hit.entry
     lines = [f"  origin: {entry.op_type} {entry.node} ({entry.io} {entry.slot}, {entry.category}"
              + (f", param {entry.param}" if entry.param else "") + ")"]
+    if entry.unplaced:
+        lines.append("    not placed in the graph (no graph node is known to have written it): it ran first of the "
+                     "hits, and its ancestors are unknown")
     lines.append(f"    source: {hit.source}" if hit.source else "    source: unknown (no source trace in the graph)")
     lines.extend(f"    {reason}" for reason in hit.reasons)
     lines.append(f"    stats: {format_stats(hit.stats)}")
@@ -54,6 +57,10 @@ def summary(hits: list[Hit]) -> list[str]:
                      f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
         origin = next((h for h in group if h.first_offending), group[0])
         lines.extend(format_origin(origin))
+        unplaced = [h for h in group if h.entry.unplaced and h is not origin]
+        if unplaced:
+            lines.append(f"    {len(unplaced)} of these tensors could not be placed in the graph (e.g. "
+                         f"{unplaced[0].entry.op_type} {unplaced[0].entry.node}): ordered by dump time only")
         if origin.nonfinite:
             first = first_origins.setdefault((rank, graph, number), origin)
             earlier = since[(rank, graph, number, origin.entry.label)]

@@ -14,8 +14,11 @@ from msdbg.engine.conditions import CONDITIONS
 from msdbg.errors import MsdbgError
 from msdbg.session import Session
 
-_TENSOR_COMMANDS = {"print", "stats", "hist", "history", "diff", "node", "inputs", "outputs", "save", "list"}
-_INFO_TOPICS = ["watchpoints", "hits", "step"]
+_TENSOR_COMMANDS = {"print", "stats", "hist", "history", "diff", "node", "inputs", "outputs", "save", "list", "plot",
+                    "display"}
+_INFO_TOPICS = ["watchpoints", "hits", "step", "ranks"]
+_HELP_TOPICS = ["conditions", "names"]
+_WORDS = {*_INFO_TOPICS, *_HELP_TOPICS, "on"}
 #: At most this many tensor names are offered at once (a large graph has 100k+); typing more narrows them.
 TENSOR_COMPLETIONS_SHOWN = 200
 
@@ -32,7 +35,11 @@ class CommandCompleter(Completer):
         current = "" if not words or text[-1].isspace() else words[-1]
         before = words[:-1] if current else words
         for candidate in self.candidates(before, current):
-            yield Completion(candidate, start_position=-len(current))
+            # a finished word gets its space; 'param=' waits for a value, a tensor name may take a [slice]
+            done = before == [] or (candidate in CONDITIONS or candidate in _WORDS)
+            meta = CONDITIONS[candidate].description if candidate in CONDITIONS else None
+            yield Completion(candidate + (" " if done else ""), start_position=-len(current), display=candidate,
+                             display_meta=meta)
 
     def candidates(self, before: list[str], current: str) -> list[str]:
         """The words that complete ``current`` after the words ``before``."""
@@ -47,7 +54,8 @@ class CommandCompleter(Completer):
         if name == "info":
             return _starting_with(_INFO_TOPICS, current) if len(before) == 1 else []
         if name == "help":
-            return _starting_with(sorted(COMMANDS), current) if len(before) == 1 else []
+            return _starting_with([*sorted(COMMANDS), *_HELP_TOPICS, *sorted(CONDITIONS)], current) \
+                if len(before) == 1 else []
         if name in _TENSOR_COMMANDS:
             return self.tensor_names(current)
         return []

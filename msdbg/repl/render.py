@@ -1,4 +1,4 @@
-"""Text renderings of tensors for the terminal: arrays, statistics, histograms, sparklines, diffs, index parsing.
+"""Text renderings of tensors for the terminal: arrays, statistics, histograms, diffs, index parsing.
 
 Every function is pure: colour is a parameter, never detected here. Arrays may be huge read-only memmaps, so
 whole-array work goes through ``_chunks``, which reads a bounded number of elements at a time.
@@ -23,7 +23,6 @@ _CHUNK = 1 << 20  # elements read at a time by chunked passes
 _NONFINITE_TOKEN = re.compile(r"(?<![\w.])[-+]?(?:nan|inf)\b")
 _STAT_ORDER = ("size", "shape", "dtype", "min", "max", "mean", "abs_mean", "l2norm", "zero", "neg", "pos",
                "nan", "pos_inf", "neg_inf")
-_BLOCKS = "▁▂▃▄▅▆▇█"
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
@@ -194,44 +193,6 @@ def histogram(array: np.ndarray, *, bins: int = 20, width: int = 50, color: bool
         lines.append(f"[{labels[i]:>{label_width}}, {labels[i + 1]:>{label_width}}{close} "
                      f"{(block * length).ljust(width)} {count}")
     return "\n".join(lines + excluded)
-
-
-def _spark(value: float | None, low: float, high: float) -> str:
-    if value is None or math.isnan(value):
-        return "·"
-    if math.isinf(value):
-        return "!"
-    if low == high:
-        return _BLOCKS[3]
-    span = high - low
-    share = (value - low) / span if math.isfinite(span) else (value / 2 - low / 2) / (high / 2 - low / 2)
-    return _BLOCKS[min(max(round(share * (len(_BLOCKS) - 1)), 0), len(_BLOCKS) - 1)]
-
-
-def sparkline(values: list[float | None]) -> str:
-    """One block per value scaled between the finite min and max; '·' for None/NaN, '!' for ±inf."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
-    return "".join(_spark(v, low, high) for v in values)
-
-
-def history_table(rows: list[tuple[int, dict[str, float | None]]], stat_names: list[str]) -> str:
-    """A header of the steps covered, then per statistic: name, sparkline over the steps, first → last value."""
-    rows = sorted(rows, key=lambda row: row[0])
-    if not rows:
-        return "no steps recorded"
-    steps = [step for step, _ in rows]
-    lines = [f"steps {steps[0]}..{steps[-1]} ({len(steps)} recorded)"]
-    width = max((len(name) for name in stat_names), default=0)
-    for name in stat_names:
-        values = [stats.get(name) for _, stats in rows]
-        present = [(step, value) for step, value in zip(steps, values) if value is not None]
-        span = "(no values)"
-        if present:
-            (first_step, first), (last_step, last) = present[0], present[-1]
-            span = f"(step {first_step}..{last_step}: {_fmt(first)} → {_fmt(last)})"
-        lines.append(f"{name.ljust(width)}  {sparkline(values)}  {span}")
-    return "\n".join(lines)
 
 
 class _Diff(NamedTuple):

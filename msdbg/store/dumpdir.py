@@ -19,14 +19,19 @@ from msdbg.errors import MsdbgError
 from msdbg.engine.stats import TensorStats
 from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
 from msdbg.store.graph import Graph, Node, TensorRole, is_optimizer_state_name, read_graph
-from msdbg.store.npyfile import TensorFileError, open_npy
+from msdbg.store.npyfile import NpyLayout, TensorFileError, open_npy, read_header
+from msdbg.store.placement import KernelKey, dumped_kernels, place_kernels
 from msdbg.store.pbreader import GraphError
-from msdbg.store.statistic import read_statistic_csv
+from msdbg.store.statistic import StatisticRow, read_statistic_csv
 
 _RANK_DIR = re.compile(r"^rank_(\d+)$")
 _RESERVED = {"graphs", "execution_order", ".dump_metadata"}
 STATISTIC_FILE = "statistic.csv"
 LISTINGS_KEPT = 8
+#: dtype names MindSpore writes into file names whose NumPy name differs.
+_NAME_DTYPES = {"bool": "bool", "float": "float32", "double": "float64", "half": "float16"}
+#: dtypes MindSpore documents as saved converted in .npy files (dump.md, r2.4-r2.6): named one, stored the other.
+_DOCUMENTED_CONVERSIONS = {"bfloat16": "float32", "int4": "int8", "uint1": "uint8"}
 T = TypeVar("T")
 
 
@@ -55,6 +60,8 @@ class TensorEntry:
     graph_node: Node | None
     stats: TensorStats | None = None  # from statistic.csv: a statistics-only dump has no tensor data
     available: frozenset[str] = frozenset()
+    unplaced: bool = False  # the step has a graph, but no node of it is known to have written this tensor
+    _layout: NpyLayout | None = field(default=None, init=False, repr=False, compare=False)  # not copied by replace()
 
     @property
     def io(self) -> str:
@@ -68,6 +75,43 @@ class TensorEntry:
     def label(self) -> str:
         """``node:io:slot``, unique within a step."""
         return f"{self.node}:{self.io}:{self.slot}"
+
+    @property
+    def dtype(self) -> str:
+        """The tensor's dtype as its bytes have it ('float32'; read from the .npy header and size), 'bfloat16' for a
+        file named BFloat16 holding 2-byte raw bits, the CSV's for a statistics row, the name's for a file that
+        cannot be read (raises nothing: load() says what is wrong)."""
+        named = self.file.dtype.lower()
+        if self.stats is not None:
+            return named
+        try:
+            layout = self.layout()
+        except TensorFileError:
+            return named
+        if named == "bfloat16" and layout.dtype.itemsize == 2 and layout.dtype.kind in "iuV":
+            return named
+        return layout.dtype.name
+
+    def dtype_note(self) -> str | None:
+        """One line when the file name's dtype is not the one its bytes have. None for the known cases: MindSpore's
+        CPU O2 float16 files holding float32 values under a float16 header, and the documented conversions
+        (bfloat16 saved as float32, int4 as int8, uint1 as uint8)."""
+        named = _NAME_DTYPES.get(self.file.dtype.lower(), self.file.dtype.lower())
+        if not named or self.stats is not None or named == self.dtype:
+            return None
+        layout = self.layout()
+        if named == "float16" and layout.header_dtype == np.float16:
+            return None
+        if _DOCUMENTED_CONVERSIONS.get(named) == self.dtype:
+            return None
+        return (f"tensor file {self.path}: its name says {self.file.dtype}, its bytes are {self.dtype}; "
+                f"read as {self.dtype}")
+
+    def layout(self) -> NpyLayout:
+        """The file's header, read once (raises TensorFileError naming the file)."""
+        if self._layout is None:
+            self._layout = read_header(self.path)
+        return self._layout
 
     def load(self) -> np.ndarray:
         """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
@@ -95,6 +139,7 @@ class DumpDir:
         self._graphs: dict[tuple[int, int], Graph | None] = {}
         self.graph_errors: dict[tuple[int, int], str] = {}
         self._listings: OrderedDict[StepKey, _Listing] = OrderedDict()
+        self._placements: dict[tuple[int, int], tuple[frozenset, dict[KernelKey, Node | None]]] = {}
 
     # ----- structure ----------------------------------------------------------------------------
     def ranks(self) -> list[int]:
@@ -169,47 +214,82 @@ class DumpDir:
         return listing
 
     def _read_step(self, key: StepKey, folder: str) -> list[TensorEntry]:
+        """A step's entries, each placed in the graph (placement.py) and ordered by when its kernel ran."""
         graph = self.graph(key.rank, key.graph)
-        entries = []
+        files: list[tuple[str, TensorFileName, StatisticRow | None]] = []
         for name in _listdir(folder):
             parsed = parse_tensor_filename(name)
             if parsed is not None:
-                entries.append(_entry(key, os.path.join(folder, name), parsed, graph))
+                files.append((os.path.join(folder, name), parsed, None))
             elif name == STATISTIC_FILE:
-                entries.extend(_statistic_entries(key, os.path.join(folder, name), graph))
-        if graph is None:
-            timestamps = sorted({e.file.timestamp for e in entries})
-            rank_of = {t: i for i, t in enumerate(timestamps)}
-            for entry in entries:
-                entry.order = rank_of[entry.file.timestamp]
+                files.extend(_statistic_files(os.path.join(folder, name)))
+        kernels = dumped_kernels([(f.op_type, f.op_name, f.timestamp) for _, f, _ in files])
+        placed = self._placement(key, kernels, graph, files)
+        run_order = {(k.op_type, k.op_name): i for i, k in enumerate(kernels)}
+        entries = [_entry(key, path, parsed, row, graph, placed, run_order) for path, parsed, row in files]
         entries.sort(key=lambda e: (e.order, e.file.timestamp, e.io != "input", e.slot))
         return entries
 
+    def _placement(self, key: StepKey, kernels, graph: Graph | None,
+                   files: list[tuple[str, TensorFileName, StatisticRow | None]]) -> dict[KernelKey, Node | None]:
+        """The graph node of each kernel of a step; kept per graph while the step's kernels are the same."""
+        if graph is None:
+            return {}
+        names = frozenset((k.op_type, k.op_name) for k in kernels)
+        cached = self._placements.get((key.rank, key.graph))
+        if cached is not None and cached[0] == names:
+            return cached[1]
+        outputs = {(f.op_type, f.op_name): (path, row) for path, f, row in files if f.io == "output" and f.slot == 0}
+        shapes: dict[KernelKey, tuple[int, ...] | None] = {}
 
-def _entry(key: StepKey, path: str, parsed: TensorFileName, graph: Graph | None) -> TensorEntry:
-    node = graph.node_for_dump(parsed.op_type, parsed.op_name) if graph is not None else None
-    if node is not None:
-        role = graph.role(node, parsed.io)
-        return TensorEntry(key, path, parsed, node.full_name, node.op_type, role.category, role.param,
-                           graph.order_of(node), node)
-    role = _role_without_graph(parsed)
-    return TensorEntry(key, path, parsed, parsed.op_name, parsed.op_type, role.category, role.param, 0, None)
+        def shape_of(kernel: KernelKey) -> tuple[int, ...] | None:
+            if kernel not in shapes:
+                path, row = outputs.get(kernel, (None, None))
+                try:
+                    shapes[kernel] = row.shape if row is not None else read_header(path).shape if path else None
+                except TensorFileError:
+                    shapes[kernel] = None
+            return shapes[kernel]
+
+        placed = place_kernels(kernels, graph, shape_of)
+        self._placements[(key.rank, key.graph)] = (names, placed)
+        return placed
 
 
-def _statistic_entries(key: StepKey, path: str, graph: Graph | None) -> list[TensorEntry]:
-    """Entries for the rows of a statistics-only dump (raises TensorFileError for a bad file)."""
-    entries = []
+def _statistic_files(path: str) -> list[tuple[str, TensorFileName, StatisticRow]]:
+    """The rows of a statistics-only dump as file-name fields (raises TensorFileError for a bad file)."""
+    files = []
     for row in read_statistic_csv(path):
         name = row.op_name.replace(".", "_") if row.op_type == "Parameter" else row.op_name
         parsed = TensorFileName(row.op_type, dump_op_name(name), row.task_id, row.stream_id, row.timestamp, row.io,
                                 row.slot, "DefaultFormat", row.data_type)
-        entry = _entry(key, path, parsed, graph)
-        if entry.graph_node is None:  # the CSV keeps the real name ('/' and '.'), nicer than the file-name form
+        files.append((path, parsed, row))
+    return files
+
+
+def _entry(key: StepKey, path: str, parsed: TensorFileName, row: StatisticRow | None, graph: Graph | None,
+           placed: dict[KernelKey, Node | None], run_order: dict[KernelKey, int]) -> TensorEntry:
+    """A tensor of a step, named and classified through its graph node when it has one."""
+    order = run_order[(parsed.op_type, parsed.op_name)]
+    if graph is None:
+        node = None
+    elif parsed.is_parameter:
+        node = graph.node_for_dump(parsed.op_type, parsed.op_name)
+    else:
+        node = placed.get((parsed.op_type, parsed.op_name))
+    if node is not None:
+        role = graph.role(node, parsed.io)
+        entry = TensorEntry(key, path, parsed, node.full_name, node.op_type, role.category, role.param, order, node)
+    else:
+        role = _role_without_graph(parsed)
+        entry = TensorEntry(key, path, parsed, parsed.op_name, parsed.op_type, role.category, role.param, order,
+                            None, unplaced=graph is not None and not parsed.is_parameter)
+        if row is not None:  # the CSV keeps the real name ('/' and '.'), nicer than the file-name form
             entry.node = row.op_name
             entry.param = row.op_name if row.op_type == "Parameter" else entry.param
+    if row is not None:
         entry.stats, entry.available = row.stats, row.available
-        entries.append(entry)
-    return entries
+    return entry
 
 
 def _role_without_graph(parsed: TensorFileName) -> TensorRole:

@@ -1,7 +1,8 @@
 """Parse MindSpore tensor dump file names.
 
 Layout (MindSpore 2.x, CPU/GPU/Ascend e2e dump):
-``{OpType}.{op_name}.{task_id}.{stream_id}.{timestamp}.{input|output}.{slot}.{format}.{dtype}.npy``.
+``{OpType}.{op_name}.{task_id}.{stream_id}.{timestamp}.{input|output}.{slot}.{format}.{dtype}.npy``; MindSpore 2.0
+writes no ``{dtype}`` field (``dtype`` is then "": the .npy header says it) and op names without their scope.
 ``op_name`` is the node's full name with ``/`` replaced by ``_`` and may itself contain dots
 (e.g. ``Parameter.moment1_fc1_weight`` has none, but user scopes can), so the name is parsed
 from both ends.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 _TAIL = re.compile(
     r"\.(?P<task>\d+)\.(?P<stream>\d+)\.(?P<timestamp>\d+)\.(?P<io>input|output)\.(?P<slot>\d+)"
-    r"\.(?P<format>[^.]+)\.(?P<dtype>[^.]+)\.npy$"
+    r"\.(?P<format>[^.]+)(?:\.(?P<dtype>[^.]+))?\.npy$"
 )
 
 
@@ -56,7 +57,7 @@ def parse_tensor_filename(name: str) -> TensorFileName | None:
         io=match["io"],
         slot=int(match["slot"]),
         format=match["format"],
-        dtype=match["dtype"],
+        dtype=match["dtype"] or "",
     )
 
 

@@ -124,12 +124,20 @@ class Graph:
         self._consumers: dict[str, list[Node]] | None = None
         self._readers: dict[str, tuple[Node, int]] | None = None
 
+    @property
+    def param_kinds(self) -> dict[str, bool]:
+        """For each parameter of the .ir, whether it is a Ref (state) rather than data."""
+        return self._is_ref
+
     # ----- lookup -------------------------------------------------------------------------------
     def node_for_dump(self, op_type: str, op_name: str) -> Node | None:
         """The node a dump file belongs to (``Parameter.fc1_weight`` or ``MatMul.Default_MatMul-op0``)."""
         node = self._by_dump_name.get(op_name)
         if node is not None and (node.is_parameter == (op_type == "Parameter")):
             return node
+        if op_type == "Parameter":  # MindSpore 2.0 keeps the parameter's dots: Parameter.fc1.weight
+            node = self.nodes.get(op_name)
+            return node if node is not None and node.is_parameter else None
         return None
 
     def nodes_with_suffix(self, suffix: str) -> list[Node]:
@@ -315,12 +323,22 @@ class Graph:
         return None
 
     def _find_updaters(self) -> dict[str, list[str]]:
+        """The ops that write each parameter: an Assign's target; an optimizer op's variable and the state it updates
+        in place with it (moments, accumulators: parameter inputs of the variable's shape, not the gradient)."""
         updaters: dict[str, list[str]] = {}
         for node in self.nodes.values():
             if node.name in self.optimizer_ops or node.op_type in ASSIGN_OPS:
                 target = self._input_param(node, 0)
-                if target is not None:
-                    updaters.setdefault(target, []).append(node.name)
+                if target is None:
+                    continue
+                updaters.setdefault(target, []).append(node.name)
+                if node.name in self.optimizer_ops:
+                    grad_slot = OPTIMIZER_GRAD_SLOT.get(node.op_type)
+                    shape = self.nodes[target].shape
+                    for slot in range(1, len(node.inputs)):
+                        state = self._input_param(node, slot)
+                        if state is not None and slot != grad_slot and shape and self.nodes[state].shape == shape:
+                            updaters.setdefault(state, []).append(node.name)
         return updaters
 
     def initial_value_reader(self, param: str) -> tuple[Node, int] | None:

@@ -1,6 +1,7 @@
 """Small CPU classifier trainings (graph mode), each with one planted item of the accuracy guide's checklist.
 
-argv[1] picks it; argv[2] (optional) the style: ``model`` (Model.train, the default) or ``jit`` (@ms.jit loop).
+argv[1] picks it; argv[2] (optional) the style: ``model`` (Model.train, the default) or ``jit`` (@ms.jit loop);
+argv[3] (optional) the number of steps.
 
 healthy        a 3-class MLP classifier, shuffled labels, nothing planted (the control).
 cnn            healthy control: Conv2d + BatchNorm + ReLU on 8x8 images.
@@ -15,6 +16,7 @@ unnormalised   features scaled by 1000 (raw units).
 abnormal       the fifth batch's features are 1000 times larger than the others'.
 lr_low         a learning rate of 1e-7: every weight barely moves.
 disconnected   a side branch whose output never reaches the loss.
+flat           the labels are noise, unrelated to the features: the loss cannot fall.
 """
 
 import sys
@@ -30,7 +32,7 @@ ms.set_seed(7)
 MODE = sys.argv[1]
 STYLE = sys.argv[2] if len(sys.argv) > 2 else "model"
 CLASSES, FEATURES, BATCH = 3, 6, 12
-STEPS = 12 if MODE == "imbalanced" else 6
+STEPS = int(sys.argv[3]) if len(sys.argv) > 3 else 12 if MODE == "imbalanced" else 6
 
 
 def batches():
@@ -44,7 +46,8 @@ def batches():
         if MODE == "imbalanced":
             labels = rng.integers(0, CLASSES - 1, BATCH).astype(np.int32)
             labels[0] = CLASSES - 1 if step == 5 else labels[0]
-        x = rng.normal(size=(BATCH, FEATURES)).astype(np.float32) + labels[:, None].astype(np.float32)
+        x = rng.normal(size=(BATCH, FEATURES)).astype(np.float32)
+        x += 0.0 if MODE == "flat" else labels[:, None].astype(np.float32)
         if MODE == "cnn":
             x = np.tile(x[:, None, None, :], (1, 1, 8, 1))  # 8x6 single-channel images
         if MODE == "lstm":

@@ -1,6 +1,6 @@
 """Drive msdbg's real prompt (prompt_toolkit PromptSession) through a pipe input, as keystrokes.
 
-Usage: drive_prompt.py KEYS_FILE SCRIPT [ARGS...]. KEYS_FILE holds one input line per line; a literal ``\\t`` in
+Usage: drive_prompt.py KEYS_FILE [--keep-steps K] [--record PATH] SCRIPT [ARGS...]. KEYS_FILE holds one input line per line; a literal ``\\t`` in
 it is a Tab keystroke. Each line is typed when the prompt asks for input: the text up to a Tab, a pause while
 completion runs, the rest, then Enter. Each accepted line is printed after ``(msdbg) `` so the test sees what
 completion produced.
@@ -41,7 +41,13 @@ class TypingReader(PromptReader):
 
 
 keys = open(sys.argv[1], encoding="utf-8").read().splitlines()
+rest, options = sys.argv[2:], {}
+while rest[0] in ("--keep-steps", "--record"):
+    options[rest[0][2:].replace("-", "_")] = rest[1]
+    rest = rest[2:]
+if "keep_steps" in options:
+    options["keep_steps"] = int(options["keep_steps"])
 with create_pipe_input() as pipe:
-    code = run_interactive(RunOptions(sys.argv[2], sys.argv[3:]),
+    code = run_interactive(RunOptions(rest[0], rest[1:], **options),
                            make_reader=lambda session: TypingReader(session, pipe, keys))
 sys.exit(code)
