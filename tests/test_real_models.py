@@ -1,6 +1,6 @@
 """`watch recommended`, user steps and loss scaling on real model code (tests/scripts/zoo_train.py, graph mode, CPU).
 
-mindcv 0.3.0 resnet18 / mobilenet_v2 on 32x32 images, a Transformer encoder, an LSTM, gradient accumulation with
+mindcv 0.3.0 resnet18 / mobilenet_v2 on 32x32 images (batch 4), a Transformer encoder, an LSTM, gradient accumulation with
 control flow, Model.train then Model.eval, O2 mixed precision with DynamicLossScaler + all_finite in a jit loop.
 """
 
@@ -93,7 +93,7 @@ def test_o2_loss_scaler_skips_are_reported_as_such(tmp_path):
     assert skips[1]["scale_before"] == 2.0 ** 21 and skips[1]["scale_after"] == 2.0 ** 20
     assert "step 1 skipped by loss scaling (scale 2.09715e+06 -> 1.04858e+06)" in done.stdout
     assert report["steps"] == {"train": 6}, "6 user steps, not 12 graph runs"
-    overflow = [h for h in report["hits"] if h["condition"] == "tensor_overflow" and h["step"] <= 3]
+    overflow = [h for h in report["hits"] if h["condition"] == "tensor_overflow"]
     assert not any(h["node"].startswith("Gradients") or h["category"] == "gradient" for h in overflow), \
         "gradient overflow of skipped steps is not a hit"
     improper = [h for h in report["hits"] if h["condition"] == "loss_scale_improper"]
@@ -102,7 +102,4 @@ def test_o2_loss_scaler_skips_are_reported_as_such(tmp_path):
     assert improper[0]["param"] == "scale_value"
     assert "loss_scale_improper" in {d["rule"] for d in report["diagnosis"]}
     others = [h for h in report["hits"] if h["condition"] != "loss_scale_improper"]
-    if others and all(h["op_type"] != "Parameter" and h["stats"].get("nan") for h in others):
-        pytest.xfail("part A (branch i13a): O2 float16-named files holding float32 bytes are read as float16 "
-                     f"(NaN in {others[0]['node']}); zero hits with watch recommended once it merges")
-    assert others == [], [(h["condition"], h["node"]) for h in others][:5]
+    assert others == [], [(h["condition"], h["node"]) for h in others][:5]  # O2 + watch recommended: silent
