@@ -84,7 +84,7 @@ class GraphFamilies:
         """The root graph whose top-level call ran ``graph`` (itself for a root, or without global order files)."""
         families = self._rank(rank)
         if graph not in families.graphs:  # compiled since the last look (a live training)
-            families.roots, families.graphs = _scan(self.dump.rank_dir(rank))
+            families.roots, families.graphs = _scan(self._rank_dir(rank))
         if not families.roots:
             return graph
         return max((root for root in families.roots if root <= graph), default=graph)
@@ -126,9 +126,10 @@ class GraphFamilies:
         ones restart at 1: ``6 1 2 3 4 5``). Without the file: the order of the folder numbers."""
         order = self._rank(rank).orders.setdefault(root, _Order())
         if iteration not in order.position:
-            path = os.path.join(self.dump.rank_dir(rank), "execution_order",
-                                f"ms_global_execution_order_graph_{root}.csv")
-            order.read_new_lines(path)
+            rank_dir = self._rank_dir(rank)
+            if rank_dir is not None:
+                order.read_new_lines(os.path.join(rank_dir, "execution_order",
+                                                  f"ms_global_execution_order_graph_{root}.csv"))
         if iteration not in order.position:
             members = set(self.members(rank, root))
             on_disk = {k.iteration for k in self.dump.steps() if k.rank == rank and k.graph in members}
@@ -137,12 +138,20 @@ class GraphFamilies:
 
     def _rank(self, rank: int) -> _RankFamilies:
         if rank not in self._ranks:
-            self._ranks[rank] = _RankFamilies(*_scan(self.dump.rank_dir(rank)))
+            self._ranks[rank] = _RankFamilies(*_scan(self._rank_dir(rank)))
         return self._ranks[rank]
 
+    def _rank_dir(self, rank: int) -> str | None:
+        """The rank's folder, or None for a step source without one (a flight recording): each graph its own
+        family there."""
+        rank_dir = getattr(self.dump, "rank_dir", None)
+        return rank_dir(rank) if rank_dir is not None else None
 
-def _scan(rank_dir: str) -> tuple[list[int], list[int]]:
+
+def _scan(rank_dir: str | None) -> tuple[list[int], list[int]]:
     """Root graph ids (those with a global execution order) and every graph id of a rank."""
+    if rank_dir is None:
+        return [], []
     roots = sorted(int(m[1]) for name in _listdir(os.path.join(rank_dir, "execution_order"))
                    if (m := _GLOBAL_ORDER.match(name)))
     graphs = sorted({int(m[1]) for name in _listdir(os.path.join(rank_dir, "graphs")) if (m := _GRAPH_FILE.match(name))})
