@@ -76,8 +76,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
         return EXIT_BAD_INPUT
     if not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
         what = ("no watchpoint is set" if not session.watchpoints.items else
-                "no training step was captured" if not steps else
-                f"the watchpoints evaluated none of the tensors of {steps} step{'s' if steps != 1 else ''}")
+                "no training step was captured" if not session.done else
+                f"the watchpoints evaluated none of the tensors of {steps_text(session)}")
         print(f"msdbg: error: no tensor was checked ({what}): this is not a clean result", file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
