@@ -10,7 +10,8 @@ from msdbg.capture.coverage import Coverage
 from msdbg.control import RunControl
 from msdbg.engine.crossrank import evaluate_across_ranks
 from msdbg.engine.diagnose import Finding, diagnose
-from msdbg.engine.evaluate import StepResult, evaluate_step
+from msdbg.engine import frozen, lossscale
+from msdbg.engine.evaluate import StepContext, StepResult, evaluate_step
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History
 from msdbg.engine.loss import step_scalars
@@ -18,9 +19,10 @@ from msdbg.engine.stats import SUMMARY_NEEDS
 from msdbg.engine.watchpoints import Watchpoint, WatchpointList
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.store.dumpdir import PYNATIVE_NET, StepKey, TensorEntry
+from msdbg.store.families import TRAIN, GraphFamilies, UserStep
 from msdbg.store.recorder import Recorder
 from msdbg.store.recording import Recording, as_curve
-from msdbg.store.steps import StepSource
+from msdbg.store.steps import CombinedSource, StepSource
 
 T = TypeVar("T")
 
@@ -46,6 +48,25 @@ class Session:
     other_run: object | None = None  # the dump 'compare RUN' opened (commands/compare.py), for 'diff TENSOR'
     rank: int | None = None  # under a launcher: the rank this process evaluates (others share the directory)
     coverage: Coverage = field(default_factory=Coverage)  # training work no captured graph held (PyNative)
+    skips: list[lossscale.Skip] = field(default_factory=list)  # steps a loss scaler skipped
+    # (rank, root graph) -> (phase, user steps seen, the last one's number): counts without a set per step
+    _steps_seen: dict[tuple[int, int], tuple[str, int, int]] = field(default_factory=dict)
+    _families: GraphFamilies | None = None
+
+    @property
+    def families(self) -> GraphFamilies | None:
+        """Graph families (root graph + control-flow graphs) of the dump: the user's steps."""
+        if self.dump is None:
+            return None
+        graphs = self.dump.sources[0] if isinstance(self.dump, CombinedSource) else self.dump  # the dump tree
+        if self._families is None or self._families.dump is not graphs:
+            self._families = GraphFamilies(graphs)
+        return self._families
+
+    def user_step(self, key: StepKey) -> UserStep:
+        if key.net == PYNATIVE_NET:  # a recorded PyNative step: one backward pass and update
+            return UserStep(key.rank, -1, TRAIN, key.iteration)
+        return self.families.user_step(key)
     recorder: Recorder | None = None  # the flight recorder this run writes (None: --no-record, or closed)
     record_path: str | None = None  # where it writes (kept after it is closed, for the summary)
     displays: dict[int, str] = field(default_factory=dict)  # display N: what is shown at every pause
@@ -56,7 +77,7 @@ class Session:
 
     def evaluate_new_steps(self) -> list[tuple[StepKey, StepResult]]:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
-        return [(key, self.evaluate_step(key)) for key in self.new_steps()]
+        return self.evaluate_keys(self.new_steps())
 
     def new_steps(self) -> list[StepKey]:
         """This rank's iteration folders not evaluated yet, in order."""
@@ -70,17 +91,68 @@ class Session:
         self.done.update(new)
         self.skipped.update(new)
 
-    def evaluate_step(self, key: StepKey) -> StepResult:
-        """Evaluate the active watchpoints on one iteration folder and record the outcome."""
-        graph = self.dump.graph_of(key)
-        self._note_graph_problem(key)
-        try:
-            entries = self.dump.tensors(key)
-        except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
-            entries, result = [], StepResult(errors=[str(exc)])
-        else:
-            record = SUMMARY_NEEDS if self.recorder is not None else frozenset()
-            result = evaluate_step(entries, self.watchpoints.active(), graph, self.history, record)
+    def evaluate_keys(self, keys: list[StepKey]) -> list[tuple[StepKey, StepResult]]:
+        """Evaluate iteration folders grouped into the user's steps (one root iteration and its control-flow
+        graphs), in the order the steps ran; step-level reviews (loss scaling, frozen weights) see whole steps."""
+        return [pair for group in self.group_steps(keys) for pair in self.evaluate_user_step(group)]
+
+    def group_steps(self, keys: list[StepKey]) -> list[list[StepKey]]:
+        """``keys`` as the user's steps: each a list of folders, root graph first; each family's steps in the order
+        they ran."""
+        groups: dict[tuple, list[StepKey]] = defaultdict(list)
+        for key in keys:
+            step = self.user_step(key)
+            groups[(key.rank, step.root, step.number, key.net)].append(key)
+        return [sorted(group, key=lambda k: k.graph) for _, group in sorted(groups.items())]
+
+    def evaluate_user_step(self, keys: list[StepKey]) -> list[tuple[StepKey, StepResult]]:
+        """Evaluate the folders of one user step and record the outcome."""
+        step = self.user_step(keys[0])
+        families = self.families
+        training = step.phase == TRAIN
+        trained = families.trained(step.rank, step.root) if training else None
+        context = StepContext(training and step.number == 0, training, trained or None)
+        parts = []
+        for key in keys:
+            graph = self.dump.graph_of(key)
+            self._note_graph_problem(key)
+            try:
+                entries = self.dump.tensors(key)
+            except MsdbgError as exc:  # e.g. an unreadable statistic.csv: report it, check the other steps
+                entries, result = [], StepResult(errors=[str(exc)])
+            else:
+                record = SUMMARY_NEEDS if self.recorder is not None else frozenset()
+                result = evaluate_step(entries, self.watchpoints.active(), graph, self.history, context, record)
+            parts.append(lossscale.StepGraph(entries, graph, result))
+        if training:
+            self._review_step(step, parts, trained or frozenset())
+        for key, part in zip(keys, parts):
+            self._keep(key, step, part.result)
+            if self.recorder is not None:
+                self._record(key, part.entries, part.result, part.graph)
+        phase, seen, last = self._steps_seen.get((step.rank, step.root), (step.phase, 0, -1))
+        if step.number != last:
+            self._steps_seen[(step.rank, step.root)] = (phase, seen + 1, step.number)
+        return [(key, part.result) for key, part in zip(keys, parts)]
+
+    def _review_step(self, step: UserStep, parts: list[lossscale.StepGraph], trained: frozenset[str]) -> None:
+        """Judgements over the whole step: a loss scaler's skip, weight_frozen."""
+        family = (step.rank, step.root)
+        active = self.watchpoints.active()
+        skip = lossscale.review_step(step, parts, self.history.loss_scale.setdefault(family, lossscale.ScaleState()),
+                                     active, self.history.initial_values)
+        if skip is not None:
+            self.skips.append(skip)
+        votes = [vote for part in parts for vote in part.result.unchanged]
+        if votes:
+            buffers = self.families.gradient_buffers(step.rank, step.root)
+            hits = frozen.review_step(step, votes, self.history.frozen.setdefault(family, frozen.FrozenState()),
+                                      trained, buffers)
+            parts[0].result.hits.extend(hits)
+
+    def _keep(self, key: StepKey, step: UserStep, result: StepResult) -> None:
+        for hit in result.hits:
+            hit.user_step = step
         self.done.add(key)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)
@@ -88,15 +160,22 @@ class Session:
         self.notes.extend(n for n in result.notes if n not in self.notes)
         self.tensors_checked += result.tensors_checked
         self.current = key
-        if self.recorder is not None:
-            self._record(key, entries, result, graph)
-        return result
+
+    def step_counts(self) -> dict[str, int]:
+        """The user's steps evaluated so far, per phase (train, eval); ranks run the same steps (the most of any)."""
+        per_root: dict[tuple[str, int], int] = defaultdict(int)
+        for (_, root), (phase, seen, _) in self._steps_seen.items():
+            per_root[(phase, root)] = max(per_root[(phase, root)], seen)
+        counts: dict[str, int] = defaultdict(int)
+        for (phase, _), seen in per_root.items():
+            counts[phase] += seen
+        return dict(counts)
 
     def evaluate_now(self, watchpoints: list[Watchpoint]) -> StepResult:
         """Evaluate ``watchpoints`` (just created) on the current step, and keep their hits with the others."""
         entries = self.current_entries()
-        result = evaluate_step(entries, [w for w in watchpoints if w.enabled], self.dump.graph(self.current.rank,
-                               self.current.graph), self.history)
+        result = evaluate_step(entries, [w for w in watchpoints if w.enabled], self.dump.graph_of(self.current),
+                               self.history)
         self.hits.extend(result.hits)
         self.errors.extend(result.errors)
         self.notes.extend(n for n in result.notes if n not in self.notes)
@@ -159,17 +238,13 @@ class Session:
             losses = []
         return diagnose(self.hits, self.dump.loaded_graphs() if self.dump else [], losses)
 
-    def count_training_steps(self, results: list[tuple[StepKey, StepResult]]) -> int:
-        """How many of the evaluated steps are training steps (what 'step N' counts)."""
-        return sum(1 for key, _ in results if self.is_training_step(key))
-
     def is_training_step(self, key: StepKey) -> bool:
-        """A step of a graph that updates weights (has optimizer ops), or of any graph when that is unknown; every
-        recorded PyNative step (it ends after a backward pass)."""
-        if key.net == PYNATIVE_NET:
-            return True
-        graph = self.dump.graph_of(key) if self.dump else None
-        return graph is None or bool(graph.optimizer_ops)
+        """A folder of a training step (its family computes gradients or updates weights)."""
+        return self.user_step(key).phase == TRAIN
+
+    def count_training_steps(self, results: list[tuple[StepKey, StepResult]]) -> int:
+        """How many of the user's training steps ``results`` hold (what 'step N' counts)."""
+        return len({step for key, _ in results if (step := self.user_step(key)).phase == TRAIN})
 
     def training_steps_captured(self) -> int:
         """How many evaluated steps are training steps."""

@@ -164,6 +164,7 @@ CONDITION_KIND = {
     "rank_weight_mismatch": "cross_rank", "rank_gradient_mismatch": "cross_rank",
     "operator_overflow": "overflow", "input_too_large": "bounds", "input_turbulence": "turbulence",
     "label_out_of_range": "labels", "label_imbalance": "labels", "label_unshuffled": "labels",
+    "weight_frozen": "frozen", "loss_scale_improper": "loss_scale",
 }
 TARGETS = {
     "weight_initialization": {"weight"}, "weight_overflow": {"weight"}, "gradient_exploding": {"gradient"},
@@ -174,7 +175,8 @@ TARGETS = {
     "activation_range": {"activation"}, "tensor_range": None, "tensor_health": None, "tensor_turbulence": None,
     "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"},
     "input_too_large": {"input"}, "input_turbulence": {"input"}, "label_out_of_range": {"input"},
-    "label_imbalance": {"input"}, "label_unshuffled": {"input"},
+    "label_imbalance": {"input"}, "label_unshuffled": {"input"}, "weight_frozen": {"weight"},
+    "loss_scale_improper": {"optimizer_state"},
 }
 CATEGORIES = ("weight", "gradient", "activation", "optimizer_state", "input")
 

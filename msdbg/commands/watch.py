@@ -206,9 +206,11 @@ def _step_info(session: Session) -> str:
     key = session.current
     if key is None:
         return f"Training {state}; no step has run yet."
+    step = session.user_step(key)
+    phase = "step" if step.phase == "train" else "eval step"
     kept = [k.iteration for k in session.retained_steps(key)]
-    return (f"Training {state}; at step {key.iteration} ({key.place}, rank {key.rank}); "
-            f"steps on disk: {', '.join(map(str, kept)) or 'none'}; {len(session.hits)} hits so far")
+    return (f"Training {state}; at {phase} {step.number} ({key.place}, iteration {key.iteration}, rank "
+            f"{key.rank}); iterations on disk: {', '.join(map(str, kept)) or 'none'}; {len(session.hits)} hits so far")
 
 
 @command("diagnose", "diagnose", "Map the hits so far to the accuracy guide's causes, with what to try next.")

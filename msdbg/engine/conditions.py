@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from msdbg.engine.stats import TensorStats
-from msdbg.numeric import ANY_NUMBER, COUNT, NON_NEGATIVE, PERCENTAGE, Range
+from msdbg.numeric import ANY_NUMBER, COUNT, NON_NEGATIVE, PERCENTAGE, POSITIVE_COUNT, Range
 
 ANY = None
 WEIGHT = frozenset({"weight"})
+OPTIMIZER_STATE = frozenset({"optimizer_state"})
 GRADIENT = frozenset({"gradient"})
 ACTIVATION = frozenset({"activation"})
 INPUT = frozenset({"input"})
@@ -73,6 +74,8 @@ class Condition:
     history: bool = False  # needs the running averages of past steps (tensor_turbulence)
     mean_jumps: bool = True  # turbulence: |mean| jumps count too (not for data batches, whose mean is noise)
     cross_rank: bool = False  # compares the same tensor across ranks at one step (msdbg.engine.crossrank)
+    per_step: bool = False  # judged once per training step, not per tensor (msdbg.engine.lossscale)
+    trained_only: bool = False  # only parameters an optimizer of the step's graphs updates
     labels: bool = False  # judged on the class labels a loss reads, not on statistics (msdbg.engine.data)
     available: bool = True
     unavailable_reason: str = ""
@@ -211,8 +214,15 @@ def _health(condition: Condition, stats: TensorStats, params: dict[str, float]) 
 
 # tensor_turbulence's spike test needs the running average (history.History.judge_turbulence), and the label
 # conditions read the label values (msdbg.engine.data); on their own they only say whether a tensor is finite.
+def _judged_per_step(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    """weight_frozen compares digests per tensor (evaluate.py) and is judged over the step (engine/frozen.py);
+    loss_scale_improper is judged per step from the scale's history (engine/lossscale.py)."""
+    return Verdict(False)
+
+
 _EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health,
-               "turbulence": _overflow, "labels": _overflow}
+               "turbulence": _overflow, "labels": _overflow, "frozen": _judged_per_step,
+               "loss_scale": _judged_per_step}
 
 
 def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
@@ -237,7 +247,7 @@ CONDITIONS: dict[str, Condition] = {
     for c in (
         Condition("weight_initialization", "weights before the first update: all zero, or outside bounds", WEIGHT,
                   "bounds", (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0, PERCENTAGE),
-                             ParamSpec("max_gt", "max"), ParamSpec("min_lt", "min")), initial=True),
+                             ParamSpec("max_gt", "max"), ParamSpec("min_lt", "min")), initial=True, trained_only=True),
         Condition("weight_overflow", "NaN or +/-Inf in a weight", WEIGHT, "overflow"),
         Condition("gradient_exploding", "NaN or +/-Inf in a gradient", GRADIENT, "overflow"),
         Condition("tensor_overflow", "NaN or +/-Inf in any tensor", ANY, "overflow"),
@@ -254,6 +264,16 @@ CONDITIONS: dict[str, Condition] = {
         Condition("weight_not_changed", "every element within atol + rtol*|prev| of the previous step", WEIGHT,
                   "unchanged", (ParamSpec("rtol", None, 1e-5, NON_NEGATIVE), ParamSpec("atol", None, 1e-8, NON_NEGATIVE)),
                   needs_previous=True),
+        Condition("weight_frozen", "a weight unchanged (same bytes) over steps_ge training steps in which the "
+                  "weights an optimizer updates changed: left out of the optimizer, requires_grad=False, or no "
+                  "gradient reaches it", WEIGHT, "frozen",
+                  (ParamSpec("steps_ge", None, 3.0, POSITIVE_COUNT),)),
+        Condition("loss_scale_improper", "a dynamic loss scale set improperly: it fell at consecutive_skips_ge "
+                  "steps in a row, or more than skipped_percentage_gt percent of the steps were skipped once steps_ge "
+                  "steps ran", OPTIMIZER_STATE, "loss_scale",
+                  (ParamSpec("consecutive_skips_ge", None, 16.0, POSITIVE_COUNT),
+                   ParamSpec("skipped_percentage_gt", None, 50.0, PERCENTAGE),
+                   ParamSpec("steps_ge", None, 32.0, POSITIVE_COUNT)), per_step=True),
         Condition("weight_change_too_large", "mean|cur-prev| / mean|prev| above the bound", WEIGHT, "bounds",
                   (ParamSpec("abs_mean_update_ratio_gt", "update_ratio", 0.1, NON_NEGATIVE),), needs_previous=True),
         Condition("weight_change_too_small", "mean|cur-prev| / mean|prev| below the bound", WEIGHT, "bounds",

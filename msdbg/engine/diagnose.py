@@ -33,6 +33,8 @@ CONSEQUENCES = {
     "dead_relu": {"frozen_parameters", "vanishing_gradients", "no_parameter_updates"},
     "unnormalised_input": _NAN_FOLLOWERS,
     "vanishing_gradients": {"frozen_parameters", "no_parameter_updates"},
+    "no_gradient_path": {"frozen_parameters", "no_parameter_updates"},
+    "loss_scale_improper": {"no_parameter_updates", "frozen_parameters"},
     # NaN/Inf coming in with the data (or out of an out-of-range label) spreads through the network and its weights
     "missing_values_in_data": _NAN_FOLLOWERS,
     "wrong_labels": _NAN_FOLLOWERS,
@@ -45,6 +47,8 @@ CONSEQUENCES = {
 }
 for _root in ("zero_initialization", "dead_relu", "vanishing_gradients"):
     CONSEQUENCES[_root] = CONSEQUENCES[_root] | _LOSS_STALLS
+#: Conditions that say a weight did not change.
+UNCHANGED_CONDITIONS = {"weight_not_changed", "weight_frozen"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def _name(hit: Hit) -> str:
 
 def _unchanged_weights(hits: list[Hit], graphs: list[Graph]) -> tuple[set[str], set[str]]:
     """The weights weight_not_changed hit, and every weight of the graphs."""
-    frozen = {h.entry.param for h in hits if h.condition == "weight_not_changed" and h.entry.param}
+    frozen = {h.entry.param for h in hits if h.condition in UNCHANGED_CONDITIONS and h.entry.param}
     weights = {name for graph in graphs for name, category in graph.param_category.items() if category == "weight"}
     return frozen, weights
 
@@ -109,6 +113,13 @@ def _all_frozen(hits: list[Hit], graphs: list[Graph]) -> list[str]:
     return sorted(frozen) if frozen and weights and not weights - frozen else []
 
 
+def _all_zero_gradient(hit: Hit) -> bool:
+    """A gradient that is exactly 0 everywhere: nothing of the loss reaches the parameter."""
+    stats = hit.stats
+    return hit.entry.category == "gradient" and (
+        stats.get("abs_mean") == 0.0 or (stats.get("zero") is not None and stats.get("zero") == stats.get("size")))
+
+
 def _every_weight(conditions: set[str]) -> Callable:
     """Evidence: the weights these conditions hit at one step, when they are every weight of its graph."""
     def match(hits: list[Hit], graphs: list[Graph]) -> list[str]:
@@ -123,7 +134,7 @@ def _every_weight(conditions: set[str]) -> Callable:
 
 
 def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
-    vanishing = _of({"gradient_vanishing"})(hits, graphs)
+    vanishing = _of({"gradient_vanishing"}, lambda h: not _all_zero_gradient(h))(hits, graphs)
     if not vanishing:
         return []
     saturating = sorted({n.op_type for g in graphs for n in g.nodes.values() if n.op_type in SATURATING_OPS})
@@ -201,17 +212,34 @@ RULES: tuple[Rule, ...] = (
          ("these parameters are not updated: give them to the optimizer (net.trainable_params())",
           "check requires_grad=False and stop_gradient on their path"),
          _frozen,
-         explains=frozenset({"weight_not_changed"})),
+         explains=frozenset(UNCHANGED_CONDITIONS)),
     Rule("no_parameter_updates", "Hyperparameters / optimizer: no weight changes at all",
          "Checking the Loss Curve: weight change below threshold",
          ("check that the optimizer is called each step and the learning rate is not 0",),
          _all_frozen,
-         explains=frozenset({"weight_not_changed"})),
+         explains=frozenset(UNCHANGED_CONDITIONS)),
+    Rule("no_gradient_path", "Model structure: no gradient path to this parameter (output unused / detached / "
+         "frozen): its gradient is exactly 0",
+         "Checking the Code and Hyperparameters: the network structure; Common Causes: the weight is improperly "
+         "frozen",
+         ("check that the output of the layer holding it reaches the loss (e.g. the reverse half of a "
+          "bidirectional LSTM whose output is sliced away, a head that is computed but not used)",
+          "look for ops.stop_gradient, .asnumpy()/Tensor(...) round trips or requires_grad=False on its path"),
+         _of({"gradient_vanishing", "tensor_all_zero", "tensor_too_small"}, _all_zero_gradient),
+         explains=frozenset({"gradient_vanishing"} | UNCHANGED_CONDITIONS)),
+    Rule("loss_scale_improper", "Hyperparameters: the loss_scale is set improperly: the dynamic loss scale keeps "
+         "falling, or most steps are skipped",
+         "Checking the Code and Hyperparameters: the loss_scale is set improperly",
+         ("start from a lower loss scale (e.g. 2**16 instead of 2**24) or use a larger scale_window",
+          "if the scale falls at every step, gradients overflow in float16 even unscaled: look for a NaN/Inf in "
+          "the forward pass (watch tensor_overflow), or keep the overflowing layers in float32 (amp custom lists)"),
+         _of({"loss_scale_improper"}),
+         explains=frozenset({"loss_scale_improper"})),
     Rule("zero_initialization", "Weight initialisation: a weight starts all zero, its units stay identical",
          "Common Tuning Suggestions: Selection and Optimization of Initial Weight Values",
          ("initialise weights with HeUniform/XavierUniform (biases at zero are fine)",),
          _of({"weight_initialization"}),
-         explains=frozenset({"weight_initialization", "gradient_vanishing", "weight_not_changed"})),
+         explains=frozenset({"weight_initialization", "gradient_vanishing", "weight_not_changed", "weight_frozen"})),
     Rule("unnormalised_input", "Data: input features are not normalised (very large values)",
          "Data Optimization: Normalizing Data; Checking the Input Data",
          ("standardise each feature (subtract the mean, divide by the std) before training",),
@@ -252,7 +280,7 @@ RULES: tuple[Rule, ...] = (
          ("the output that uses these parameters never reaches the loss (computed and dropped, or detached with "
           "ops.stop_gradient): connect it, or remove the layer and its parameters from the optimizer",),
          lambda hits, graphs: constant_gradients(graphs),
-         explains=frozenset({"weight_not_changed", "gradient_vanishing", "tensor_all_zero"})),
+         explains=frozenset(UNCHANGED_CONDITIONS | {"gradient_vanishing", "tensor_all_zero"})),
     Rule("missing_values_in_data", "Dataset: the input data contains missing or abnormal values (NaN/Inf)",
          "Checking the Input Data; Accuracy Checklist: the dataset contains too many missing values",
          ("clean the dataset: drop or impute the samples named in the evidence",

@@ -12,6 +12,8 @@ import numpy as np
 
 from msdbg.engine.conditions import Condition, Verdict
 from msdbg.engine.data import LabelHistory
+from msdbg.engine.frozen import FrozenState
+from msdbg.engine.lossscale import ScaleState
 from msdbg.engine.stats import TensorStats
 
 TensorKey = tuple[int, str, int, str]  # (rank, net, graph, node:io:slot)
@@ -31,12 +33,16 @@ class History:
     _previous: dict[TensorKey, np.ndarray] = field(default_factory=dict)
     _averages: dict[tuple[int, TensorKey], _Average] = field(default_factory=dict)
     _first_iteration: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    _digests: dict[TensorKey, int] = field(default_factory=dict)  # weight_frozen: a CRC-32 per weight
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)
     # Tensors whose file name and bytes disagree on the dtype: noted once per run.
     dtype_noted: set[TensorKey] = field(default_factory=set)
     labels: LabelHistory = field(default_factory=LabelHistory)
+    # Step-level reviews, per (rank, root graph): the loss scaler's state, runs of unchanged weights.
+    loss_scale: dict[tuple[int, int], ScaleState] = field(default_factory=dict)
+    frozen: dict[tuple[int, int], FrozenState] = field(default_factory=dict)
 
     def previous(self, key: TensorKey) -> np.ndarray | None:
         return self._previous.get(key)
@@ -44,6 +50,12 @@ class History:
     def remember(self, key: TensorKey, array: np.ndarray) -> None:
         """Keep a private copy (the dump file may be deleted by retention)."""
         self._previous[key] = np.array(array, copy=True)
+
+    def swap_digest(self, key: TensorKey, digest: int) -> int | None:
+        """Keep ``digest`` as the tensor's latest and return the one it replaces (weight_frozen)."""
+        previous = self._digests.get(key)
+        self._digests[key] = digest
+        return previous
 
     def is_first_step(self, rank: int, net: str, graph: int, iteration: int) -> bool:
         """True for the first iteration of a graph this session saw (where weights are still initial)."""

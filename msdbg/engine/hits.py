@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msdbg.store.dumpdir import TensorEntry
+from msdbg.store.families import TRAIN, UserStep
 
 
 @dataclass
@@ -20,10 +21,16 @@ class Hit:
     reasons: tuple[str, ...] = ()
     first_offending: bool = False
     source: str | None = field(default=None)
+    user_step: UserStep | None = None  # set by the session: the step as the user counts it
 
     @property
     def step(self) -> int:
-        return self.entry.step.iteration
+        """The user's step number in its phase (train or eval); the iteration when the family is unknown."""
+        return self.user_step.number if self.user_step is not None else self.entry.step.iteration
+
+    @property
+    def phase(self) -> str:
+        return self.user_step.phase if self.user_step is not None else TRAIN
 
     @property
     def nonfinite(self) -> bool:
@@ -31,12 +38,15 @@ class Hit:
         return any(self.stats.get(name) for name in ("nan", "pos_inf", "neg_inf"))
 
     def to_json(self) -> dict[str, Any]:
-        """The hit as the ``--json`` contract spells it, plus ``reasons`` and ``source``."""
+        """The hit as the ``--json`` contract spells it, plus ``reasons``, ``source``, ``phase`` and
+        ``iteration`` (the dump's iteration folder of graph ``graph``)."""
         key = self.entry.step
         return {
             "watchpoint": self.watchpoint,
             "condition": self.condition,
-            "step": key.iteration,
+            "step": self.step,
+            "phase": self.phase,
+            "iteration": key.iteration,
             "rank": key.rank,
             "graph": key.graph,
             "node": self.entry.node,

@@ -36,7 +36,8 @@ def run_batch(options: RunOptions) -> int:
         for key, result in results:
             if result.hits:
                 origin = next((h for h in result.hits if h.first_offending), result.hits[0])
-                print(f"msdbg: step {key.iteration} {key.place}: {len(result.hits)} hits, origin "
+                phase = "step" if origin.phase == "train" else "eval step"
+                print(f"msdbg: {phase} {origin.step} {key.place}: {len(result.hits)} hits, origin "
                       f"{origin.entry.op_type} {origin.entry.node}", file=sys.stderr)
 
     script_code = run_under_capture(options, session, report_steps, overlap_steps=True)
@@ -60,9 +61,10 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
     for note in session.notes:
         print(f"msdbg: note: {note}", file=sys.stderr)
     lines = summary(session.hits)
-    steps = len(session.done) - len(session.skipped)
-    print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps} "
-          f"step{'s' if steps != 1 else ''} ({session.tensors_checked} tensors checked)")
+    print(f"msdbg: {len(session.hits)} hit{'s' if len(session.hits) != 1 else ''} in {steps_text(session)} "
+          f"({session.tensors_checked} tensors checked)")
+    for skip in session.skips:
+        print(f"msdbg: {skip.describe()}")
     for line in lines:
         print(line)
     findings, unexplained = session.diagnosis()
@@ -82,8 +84,8 @@ def finish(session: Session, json_out: str | None, script_code: int = 0, *, offl
         return EXIT_BAD_INPUT
     if not unchecked and not session.tensors_checked and (offline or (session.watchpoints.items and script_code == 0)):
         what = ("no watchpoint is set" if not session.watchpoints.items else
-                "no training step was captured" if not steps else
-                f"the watchpoints evaluated none of the tensors of {steps} step{'s' if steps != 1 else ''}")
+                "no training step was captured" if not session.done else
+                f"the watchpoints evaluated none of the tensors of {steps_text(session)}")
         print(f"msdbg: error: no tensor was checked ({what}): this is not a clean result", file=sys.stderr)
         return EXIT_BAD_INPUT
     if session.hits:
@@ -101,12 +103,23 @@ def not_captured(session: Session) -> str:
             "holding an optimizer, no PyNative backward pass)")
 
 
+
+def steps_text(session: Session) -> str:
+    """``6 steps``, or ``6 steps and 3 eval steps``: the user's steps, training and evaluation apart."""
+    counts = session.step_counts()
+    train, evaluation = counts.get("train", 0), counts.get("eval", 0)
+    text = f"{train} step{'s' if train != 1 else ''}"
+    return text + (f" and {evaluation} eval step{'s' if evaluation != 1 else ''}" if evaluation else "")
+
+
 def report_document(session: Session) -> dict:
-    """The ``--json`` document: hits, errors, warnings (e.g. training not captured), diagnosis."""
+    """The ``--json`` document: hits, errors, warnings (e.g. training not captured), diagnosis, steps skipped by
+    loss scaling, step counts."""
     findings, unexplained = session.diagnosis()
     return {"hits": [hit.to_json() for hit in session.hits], "errors": list(session.errors),
             "warnings": list(session.warnings),
-            "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained}
+            "diagnosis": [finding.to_json() for finding in findings], "unexplained": unexplained,
+            "loss_scale_skips": [skip.to_json() for skip in session.skips], "steps": session.step_counts()}
 
 
 def check_output_path(path: str | None, rank: int | None) -> None:
@@ -158,8 +171,8 @@ def check_dump(root: str, commands: list[CommandSource], json_out: str | None, *
     if record:
         start_recording(session, record, root, [root])
     try:
-        for key in with_progress(selected, "checking"):
-            session.evaluate_step(key)
+        for group in with_progress(session.group_steps(selected), "checking"):
+            session.evaluate_user_step(group)
         session.evaluate_across_ranks(selected)
     finally:
         stop_recording(session, None)

@@ -266,7 +266,7 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
             """Delete the folders pruned at the barrier; evaluate and report these complete steps."""
             trash.empty()
             try:
-                results = [(key, session.evaluate_step(key)) for key in keys]
+                results = session.evaluate_keys(keys)
             except Exception:  # a bug in msdbg must not end the training
                 print("msdbg: internal error while evaluating a step (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)

@@ -94,7 +94,9 @@ def run_interactive(options: RunOptions, make_reader: Callable[[Session], Reader
             print("msdbg: watchpoint hit\n" + "\n".join(summary(hits)), flush=True)
         else:
             reason = " (Ctrl-C)" if ctrl_c[0] else ""
-            print(f"msdbg: paused after step {session.current.iteration} ({session.current.place}){reason}",
+            step = session.user_step(session.current)
+            phase = "step" if step.phase == "train" else "eval step"
+            print(f"msdbg: paused after {phase} {step.number} ({session.current.place}){reason}",
                   flush=True)
         control.pause_requested = ctrl_c[0] = False
         control.state = "paused"

@@ -7,7 +7,7 @@ from collections import defaultdict
 from msdbg.engine.hits import Hit
 
 _SHOWN_STATS = ("nan", "pos_inf", "neg_inf", "min", "max", "mean", "abs_mean", "size", "max_abs_diff",
-                "reference_rank")
+                "reference_rank", "unchanged_steps", "scale", "skipped", "steps")
 
 
 def format_stats(stats: dict) -> str:
@@ -23,7 +23,7 @@ def format_hit(hit: Hit) -> str:
     entry = hit.entry
     param = f" param={entry.param}" if entry.param else ""
     origin = "  <- origin" if hit.first_offending else ""
-    return (f"wp {hit.watchpoint} {hit.condition} step {entry.step.iteration} rank {entry.step.rank} "
+    return (f"wp {hit.watchpoint} {hit.condition} {_step_name(hit)} rank {entry.step.rank} "
             f"{entry.step.place}: {entry.op_type} {entry.node} {entry.io} {entry.slot} "
             f"[{entry.category}{param}]{origin}")
 
@@ -47,14 +47,14 @@ def summary(hits: list[Hit]) -> list[str]:
     groups: dict[tuple, list[Hit]] = defaultdict(list)
     for hit in hits:
         key = hit.entry.step
-        groups[(key.rank, key.net, key.graph, key.iteration, hit.watchpoint)].append(hit)
+        groups[(key.rank, key.net, key.iteration, hit.phase, hit.step, key.graph, hit.watchpoint)].append(hit)
     since = _first_nonfinite(hits)
     first_origins: dict[tuple, Hit] = {}
     lines = []
-    for (rank, net, graph, step, number), group in sorted(groups.items()):
+    for (rank, net, _, _, step, graph, number), group in sorted(groups.items()):
         condition = group[0].condition
-        lines.append(f"step {step} (rank {rank}, {group[0].entry.step.place}): watchpoint {number} {condition}: "
-                     f"{len(group)} tensor{'s' if len(group) != 1 else ''}")
+        lines.append(f"{_step_name(group[0])} (rank {rank}, {group[0].entry.step.place}): watchpoint {number} "
+                     f"{condition}: {len(group)} tensor{'s' if len(group) != 1 else ''}")
         origin = next((h for h in group if h.first_offending), group[0])
         lines.extend(format_origin(origin))
         unplaced = [h for h in group if h.entry.unplaced and h is not origin]
@@ -66,7 +66,7 @@ def summary(hits: list[Hit]) -> list[str]:
             earlier = since[(rank, net, graph, number, origin.entry.label)]
             if earlier < step:
                 where = "" if first.entry.label == origin.entry.label else (
-                    f": NaN/Inf first appeared at step {first.entry.step.iteration} in {first.entry.op_type} "
+                    f": NaN/Inf first appeared at step {first.step} in {first.entry.op_type} "
                     f"{first.entry.node}")
                 lines.append(f"    already non-finite since step {earlier}{where}")
     return lines
@@ -79,5 +79,9 @@ def _first_nonfinite(hits: list[Hit]) -> dict[tuple, int]:
         if hit.nonfinite:
             step = hit.entry.step
             key = (step.rank, step.net, step.graph, hit.watchpoint, hit.entry.label)
-            first[key] = min(first.get(key, step.iteration), step.iteration)
+            first[key] = min(first.get(key, hit.step), hit.step)
     return first
+
+
+def _step_name(hit: Hit) -> str:
+    return f"step {hit.step}" if hit.phase == "train" else f"eval step {hit.step}"

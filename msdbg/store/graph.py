@@ -44,7 +44,10 @@ ASSIGN_OPS = {"Assign", "AssignAdd", "AssignSub"}
 #: Graph plumbing that forwards its first input and is never a kernel with a dump of its own.
 PASSTHROUGH_OPS = {"Load", "Depend", "UpdateState", "MakeTuple", "TupleGetItem", "Cast", "identity", "Identity"}
 #: Parameter names (or prefixes) MindSpore's optimizers create for their state.
-_OPTIMIZER_STATE_NAMES = {"global_step", "beta1_power", "beta2_power", "learning_rate", "momentum", "lr"}
+_OPTIMIZER_STATE_NAMES = {"global_step", "beta1_power", "beta2_power", "learning_rate", "momentum", "lr",
+                          # loss scalers: ms.amp.DynamicLossScaler, TrainOneStepWithLossScaleCell and its update cell
+                          "scale_value", "scale_sense", "loss_scale", "current_iterator_step",
+                          "last_overflow_iterator_step"}
 _OPTIMIZER_STATE_PREFIXES = ("moment1.", "moment2.", "moments.", "accum.", "mean_square.", "mean_grad.",
                              "vhat.", "linear.", "accum_update.", "exp_avg.", "exp_avg_sq.")
 
@@ -110,6 +113,7 @@ class Graph:
         self._is_ref = param_kinds
         self.optimizer_ops: dict[str, Node] = {n.name: n for n in nodes if self._is_update_op(n)}
         self.param_category: dict[str, str] = self._classify_parameters()
+        self.updated_params, self.gradient_buffers = self._optimizer_operands()
         self.gradient_of: dict[str, str] = self._find_gradients()
         self.updaters: dict[str, list[str]] = self._find_updaters()
         self._dependencies: dict[str, tuple[str, ...]] = self._find_dependencies()
@@ -273,6 +277,20 @@ class Graph:
             else:
                 categories[node.name] = "weight"
         return categories
+
+    def _optimizer_operands(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Parameters optimizer ops update (slot 0), and parameters fed to them as the gradient: accumulation
+        buffers (gradient accumulation), not trained weights."""
+        updated, buffers = set(), set()
+        for op in self.optimizer_ops.values():
+            target = self._input_param(op, 0)
+            if target is not None:
+                updated.add(target)
+            slot = OPTIMIZER_GRAD_SLOT.get(op.op_type)
+            source = self.resolve(op.inputs[slot]) if slot is not None and slot < len(op.inputs) else None
+            if source is not None and source.is_parameter:
+                buffers.add(source.name)
+        return frozenset(updated), frozenset(buffers)
 
     def _params_read_as_state(self) -> set[str]:
         """Without the IR: parameters read through Load or written in place hold state, not data."""
