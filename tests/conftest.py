@@ -46,6 +46,18 @@ def plain_mindspore_dump(script: Path, dump_root: Path, *script_args: str, input
     return dump_root
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_dump_config():
+    """A test that installs a dump configuration in this process (MindSpore reads it from the environment) must
+    not hand it to the trainings of later tests."""
+    before = os.environ.get("MINDSPORE_DUMP_CONFIG")
+    yield
+    if before is None:
+        os.environ.pop("MINDSPORE_DUMP_CONFIG", None)
+    else:
+        os.environ["MINDSPORE_DUMP_CONFIG"] = before
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_test_recordings():
     """Remove the test session's recordings folder at the end."""

@@ -56,7 +56,7 @@ def test_different_initial_weights_are_found_and_named(tmp_path):
     assert ranks.returncode == 2 and "one rank only; nothing to compare" in ranks.stderr  # nothing checked
     views = run_msdbg("check", str(dump), "--nx", "-c", "info ranks", "-c", "rank 1")
     assert "rank 0: steps 0..2 on disk, 0 hits" in views.stderr and "rank 1: steps 0..2 on disk" in views.stderr
-    assert "Rank 1: step 2 of graph 0" in views.stderr
+    assert "Rank 1: step 2 (graph 0)" in views.stderr
     bad = run_msdbg("check", str(dump), "--nx", "-c", "rank 7")
     assert bad.returncode == 2 and "-c: no rank 7; ranks: 0, 1" in bad.stderr
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from msdbg.commands.registry import command, run_line
 from msdbg.errors import MsdbgError, UsageError
+from msdbg.numeric import is_ascii_int
 from msdbg.session import Session
 
 
@@ -46,9 +47,10 @@ def undisplay(session: Session, args: list[str]) -> str:
         session.displays.clear()
         return f"Removed {count} display{'s' if count != 1 else ''}."
     for index, word in enumerate(args):
-        if not word.isdecimal() or int(word) not in session.displays:
+        if not is_ascii_int(word) or int(word) not in session.displays:
             known = ", ".join(map(str, session.displays)) or "none"
             raise UsageError(f"no display {word}; existing: {known}", arg=index)
-    for word in args:
-        del session.displays[int(word)]
-    return f"Removed display {', '.join(args)}."
+    numbers = list(dict.fromkeys(int(word) for word in args))  # 'undisplay 2 2' removes display 2 once
+    for number in numbers:
+        del session.displays[number]
+    return f"Removed display {', '.join(map(str, numbers))}."
