@@ -52,8 +52,7 @@ def paused(jit_nan_dump):
     """A session paused at step 3 of a real dump of the nan_log demo, with its hits evaluated."""
     session = Session(dump=DumpDir(str(jit_nan_dump)), control=RunControl(state="paused"))
     run_line(session, "watch tensor_overflow")
-    for key in session.dump.steps():
-        session.evaluate_step(key)
+    session.evaluate_keys(session.dump.steps())
     session.current = next(k for k in session.dump.steps() if k.iteration == 3)
     return session
 
