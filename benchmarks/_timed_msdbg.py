@@ -5,9 +5,9 @@
 Times each call of the barrier's callback: what msdbg holds the training for at a step boundary (listing the
 step, and evaluating, reporting and pruning it, or in batch mode waiting for the previous step's evaluation on
 its worker thread); not the barrier's wait for MindSpore's dump (the executor sync before it), not MindSpore's
-dump writing. Also times each step's evaluation itself (Session.evaluate_step), wherever it runs. At exit prints
+dump writing. Also times each step's evaluation itself (Session.evaluate_user_step), wherever it runs. At exit prints
 to stderr ``own work: N steps, median M ms, mean A ms, cpu median C ms, tensors per step T; evaluation median
-E ms, cpu median EC ms`` (C: the main thread's CPU time in the callback, T: files in a step folder).
+E ms, cpu median EC ms`` (C: the main thread's CPU time in the callback, T: files in a user step's folders).
 """
 
 import atexit
@@ -27,7 +27,7 @@ cpu: list[float] = []  # this thread's CPU time in the callback: what msdbg's wo
 evaluated: list[float] = []  # evaluating one step (listing, reading, statistics, judging), wherever it runs
 evaluated_cpu: list[float] = []
 files: list[int] = []
-install, evaluate_step = barrier.install, Session.evaluate_step
+install, evaluate_user_step = barrier.install, Session.evaluate_user_step
 
 
 def timed_install(on_graph_run, before_first_compile=None):
@@ -42,12 +42,12 @@ def timed_install(on_graph_run, before_first_compile=None):
     return install(timed, before_first_compile)
 
 
-def counting_evaluate_step(self, key):
+def counting_evaluate_user_step(self, keys):
     start, start_cpu = time.perf_counter(), time.thread_time()
-    result = evaluate_step(self, key)
+    result = evaluate_user_step(self, keys)
     evaluated.append(time.perf_counter() - start)
     evaluated_cpu.append(time.thread_time() - start_cpu)
-    files.append(len(self.dump.tensors(key)))
+    files.append(sum(len(self.dump.tensors(key)) for key in keys))
     return result
 
 
@@ -60,6 +60,6 @@ def report() -> None:
               f"{statistics.median(evaluated_cpu or [0]) * 1e3:.2f} ms", file=sys.stderr, flush=True)
 
 
-barrier.install, Session.evaluate_step = timed_install, counting_evaluate_step
+barrier.install, Session.evaluate_user_step = timed_install, counting_evaluate_user_step
 atexit.register(report)
 sys.exit(cli.main(sys.argv[1:]))
