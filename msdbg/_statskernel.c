@@ -1,7 +1,8 @@
 /* One-pass statistics of a flat, contiguous buffer: the compiled kernel of msdbg/engine/stats.py.
  *
- * reduce(buffer, kind, mode, low, high) reads the buffer once, in blocks of BLOCK elements, with the GIL released,
- * and returns (nan, pos_inf, neg_inf, zero, neg, range_count, min, max, sum, abs_sum, sq_sum):
+ * reduce(buffer, kind, mode, low, high) reads the buffer once, in blocks of BLOCK elements (the GIL released
+ * from GIL_RELEASE_BYTES up), and returns
+ * (nan, pos_inf, neg_inf, zero, neg, range_count, min, max, sum, abs_sum, sq_sum):
  *   kind   'e' float16, 'f' float32, 'd' float64, 'B' bfloat16 (raw bits), 'i1' 'i2' 'i4' 'i8' 'u1' 'u2' 'u4' 'u8'
  *          integers, '?' bool (integers and bool are read as float64 and hold no NaN/Inf);
  *   mode   0: count NaN/+Inf/-Inf only (the other fields are 0); 1: every statistic but range_count (0);

@@ -211,8 +211,8 @@ def _note_dtype(entry: TensorEntry, history: History, result: StepResult) -> Non
 
 
 # A step with at least this many tensors to check has them read and their shared statistics computed on two
-# threads: the kernel and file reads release the GIL, so large tensors are reduced on both cores (resnet18: 529
-# tensors, 196 MB a step). Fewer, small tensors (the tiny MLP: 32) cost more in thread hand-over than they gain.
+# threads: file reads and the kernel (from 256 KB) release the GIL, so large tensors are reduced on both cores
+# (resnet18: 529 tensors, 196 MB a step). Fewer, small tensors (the tiny MLP: 32) cost more in thread hand-over than they gain.
 PARALLEL_MIN_TENSORS = 100
 _pool: ThreadPoolExecutor | None = None
 

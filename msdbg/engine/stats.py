@@ -3,8 +3,8 @@
 ``compute_stats`` walks an array (usually a read-only memmap of a dump file, possibly larger than memory) in
 chunks of ``CHUNK_ELEMENTS`` and computes only the statistics asked for, so memory stays at a few chunks
 whatever the tensor's size. The compiled kernel (msdbg/_statskernel.c, built by ``pip install`` where a C
-compiler exists) does it in one pass per contiguous window with the GIL released; without it, or with
-``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy). Both follow these conventions:
+compiler exists) does it in one pass per contiguous window, with the GIL released from 256 KB up; without it, or
+with ``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy). Both follow these conventions:
 
 * NaN, +Inf and -Inf are counted apart (``nan``, ``pos_inf``, ``neg_inf``); every other statistic covers the
   FINITE elements only, so ``zero + neg + pos + nan + pos_inf + neg_inf == size``.
