@@ -225,18 +225,15 @@ def _kernel_request(needs: frozenset[str]) -> tuple[int, frozenset[str]]:
     return mode, frozenset(name for need in needs for name in _FIELDS.get(need, (need,)))
 
 
-# What the kernel returns, in order.
-_KERNEL_FIELDS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "range_count", "min", "max", "sum", "abs_sum", "sq_sum")
-
-
 def _kernel_totals(reduced: tuple, size: int) -> dict:
     """The kernel's figures for ``size`` elements as TensorStats fields (min/max None without finite values)."""
-    totals = dict(zip(_KERNEL_FIELDS, reduced))
-    finite = size - totals["nan"] - totals["pos_inf"] - totals["neg_inf"]
-    totals.update(finite_count=finite, pos=finite - totals["zero"] - totals["neg"])
+    nan, pos_inf, neg_inf, zero, neg, range_count, low, high, total, abs_sum, sq_sum = reduced  # the kernel's order
+    finite = size - nan - pos_inf - neg_inf
     if not finite:
-        totals["min"] = totals["max"] = None
-    return totals
+        low = high = None
+    return {"nan": nan, "pos_inf": pos_inf, "neg_inf": neg_inf, "zero": zero, "neg": neg, "range_count": range_count,
+            "min": low, "max": high, "sum": total, "abs_sum": abs_sum, "sq_sum": sq_sum, "finite_count": finite,
+            "pos": finite - zero - neg}
 
 
 def _add_totals(totals: dict, more: dict) -> None:
