@@ -302,8 +302,7 @@ WIDE static inline __attribute__((always_inline)) int wide_body(const uint16_t *
     Py_ssize_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256i bits = _mm256_loadu_si256((const __m256i *)(x + i));
-        __m256i sign = _mm256_srai_epi16(bits, 15);
-        __m256i key = _mm256_sub_epi16(_mm256_xor_si256(_mm256_and_si256(bits, magnitude_bits), sign), sign);
+        __m256i key = _mm256_sign_epi16(_mm256_and_si256(bits, magnitude_bits), bits); /* bits < 0: negated */
         lows = _mm256_min_epi16(lows, key);
         highs = _mm256_max_epi16(highs, key);
         zeros = _mm256_sub_epi16(zeros, _mm256_cmpeq_epi16(key, none));
@@ -313,8 +312,8 @@ WIDE static inline __attribute__((always_inline)) int wide_body(const uint16_t *
             v[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(none, bits));
             v[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(none, bits));
         } else {
-            v[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(bits));
-            v[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(bits, 1));
+            v[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+            v[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8)));
         }
         for (int k = 0; k < 2; k++) {
             sums[k] = _mm256_add_ps(sums[k], v[k]);
