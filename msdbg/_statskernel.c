@@ -79,32 +79,41 @@ CLONES static int nonfinite16(const uint16_t *bits, Py_ssize_t n, uint16_t expon
 
 /* ----- finite blocks: one vectorised loop ------------------------------------------------------------------ */
 
-/* float32 values, summed in float64: each value and its square are exact in float64. */
-CLONES static void finite_f32_exact(const float *x, Py_ssize_t n, const Request *req, Totals *t) {
-    float lo = INFINITY, hi = -INFINITY;
-    double sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;
-    int64_t zero = 0, neg = 0, range = 0;
-    const float l = req->low32, h = req->high32;
-#pragma omp simd reduction(min:lo) reduction(max:hi) reduction(+:sum, abs_sum, sq_sum, zero, neg, range)
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float v = x[i];
-        double d = (double)v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        sum += d;
-        abs_sum += fabs(d);
-        sq_sum += d * d;
-        zero += v == 0.0f;
-        neg += v < 0.0f;
-        range += (v >= l) & (v <= h);
-    }
-    if (n) {
-        t->min = fmin(t->min, lo);
-        t->max = fmax(t->max, hi);
-    }
+/* Add a block's figures (lo, hi: of its finite values, at least one) to the totals. */
+static inline __attribute__((always_inline)) void add_block(Totals *t, double lo, double hi, double sum,
+                                                             double abs_sum, double sq_sum, int64_t zero, int64_t neg,
+                                                             int64_t range) {
+    t->min = fmin(t->min, lo);
+    t->max = fmax(t->max, hi);
     t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
     t->zero += zero; t->neg += neg; t->range += range;
 }
+
+/* Finite float32 or float64 values, summed in float64 (each float32 value and its square are exact in float64),
+ * compared with the range bounds of their own type (Request: exact). */
+#define FINITE_EXACT(NAME, TYPE, LOW, HIGH)                                                                     \
+    CLONES static void NAME(const TYPE *x, Py_ssize_t n, const Request *req, Totals *t) {                       \
+        TYPE lo = INFINITY, hi = -INFINITY;                                                                     \
+        double sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;                                                          \
+        int64_t zero = 0, neg = 0, range = 0;                                                                   \
+        const TYPE l = req->LOW, h = req->HIGH;                                                                 \
+        _Pragma("omp simd reduction(min:lo) reduction(max:hi) reduction(+:sum, abs_sum, sq_sum, zero, neg, range)") \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                    \
+            TYPE v = x[i];                                                                                      \
+            double d = (double)v;                                                                               \
+            lo = v < lo ? v : lo;                                                                               \
+            hi = v > hi ? v : hi;                                                                               \
+            sum += d;                                                                                           \
+            abs_sum += fabs(d);                                                                                 \
+            sq_sum += d * d;                                                                                    \
+            zero += v == 0;                                                                                     \
+            neg += v < 0;                                                                                       \
+            range += (v >= l) & (v <= h);                                                                       \
+        }                                                                                                       \
+        if (n) add_block(t, lo, hi, sum, abs_sum, sq_sum, zero, neg, range);                                    \
+    }
+FINITE_EXACT(finite_f32_exact, float, low32, high32)
+FINITE_EXACT(finite_f64, double, low, high)
 
 enum { F32, F16, BF16 }; /* how a fast loop reads its elements */
 
@@ -153,10 +162,7 @@ static inline __attribute__((always_inline)) int fast_body(const void *data, Py_
     if (nonfinite) return 0;
     float largest = fmaxf(-lo, hi);
     if (!n || !(largest <= 0x1p60f) || (largest < 0x1p-50f && largest != 0.0f) || !isfinite(sq_sum)) return -1;
-    t->min = fmin(t->min, lo);
-    t->max = fmax(t->max, hi);
-    t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
-    t->zero += zero; t->neg += neg; t->range += range;
+    add_block(t, lo, hi, sum, abs_sum, sq_sum, zero, neg, range);
     return 1;
 }
 
@@ -183,40 +189,12 @@ static int finite_f32(const float *x, Py_ssize_t n, Py_ssize_t total, const Requ
     return 1;
 }
 
-CLONES static void finite_f64(const double *x, Py_ssize_t n, const Request *req, Totals *t) {
-    double lo = INFINITY, hi = -INFINITY, sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;
-    int64_t zero = 0, neg = 0, range = 0;
-    const double l = req->low, h = req->high;
-#pragma omp simd reduction(min:lo) reduction(max:hi) reduction(+:sum, abs_sum, sq_sum, zero, neg, range)
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double v = x[i];
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        sum += v;
-        abs_sum += fabs(v);
-        sq_sum += v * v;
-        zero += v == 0.0;
-        neg += v < 0.0;
-        range += (v >= l) & (v <= h);
-    }
-    if (n) {
-        t->min = fmin(t->min, lo);
-        t->max = fmax(t->max, hi);
-    }
-    t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
-    t->zero += zero; t->neg += neg; t->range += range;
-}
-
 /* ----- blocks holding NaN/Inf: element by element ---------------------------------------------------------- */
 
 static void mixed_value(double v, const Request *req, Totals *t) {
     if (v != v) { t->nan++; return; }
     if (isinf(v)) { if (v > 0) t->pos_inf++; else t->neg_inf++; return; }
-    if (!req->full) return;
-    t->min = fmin(t->min, v);
-    t->max = fmax(t->max, v);
-    t->sum += v; t->abs_sum += fabs(v); t->sq_sum += v * v;
-    t->zero += v == 0.0; t->neg += v < 0.0; t->range += (v >= req->low) & (v <= req->high);
+    if (req->full) add_block(t, v, v, v, fabs(v), v * v, v == 0.0, v < 0.0, (v >= req->low) & (v <= req->high));
 }
 
 /* ----- 2-byte floats -> float32 ---------------------------------------------------------------------------- */
@@ -362,10 +340,7 @@ WIDE static inline __attribute__((always_inline)) int wide_body(const uint16_t *
     if (hi >= infinity || lo <= -infinity) return 0;
     float largest = key_value(-lo > hi ? -lo : hi, bfloat);
     if (!n || !(largest <= 0x1p60f) || (largest < 0x1p-50f && largest != 0.0f) || !isfinite(sq_sum)) return -1;
-    t->min = fmin(t->min, key_value(lo, bfloat));
-    t->max = fmax(t->max, key_value(hi, bfloat));
-    t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
-    t->zero += zero; t->neg += neg; t->range += range;
+    add_block(t, key_value(lo, bfloat), key_value(hi, bfloat), sum, abs_sum, sq_sum, zero, neg, range);
     return 1;
 }
 
@@ -422,11 +397,8 @@ static void reduce_f64(const double *x, Py_ssize_t n, const Request *req, Totals
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const double *block = x + start;
-        if (nonfinite64((const uint64_t *)block, len) == 0) {
-            if (req->full) finite_f64(block, len, req, t);
-        } else {
-            for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
-        }
+        if (nonfinite64((const uint64_t *)block, len) == 0) finite_f64(block, len, req, t);
+        else for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
     }
 }
 

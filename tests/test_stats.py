@@ -509,7 +509,9 @@ def random_2byte_bits(rng: np.random.Generator, size: int, infinity: int, larges
     bits = np.where(rng.random(size) < 0.5, magnitudes, near_one).astype(np.uint16)
     bits[rng.random(size) < 0.1] = 0
     bits |= rng.integers(0, 2, size, dtype=np.uint16) << 15
-    for position, value in ((2100, infinity - 1), (1023, infinity + 1), (1024, infinity), (5 * 1024 + 17, 0x8000 | infinity), (-2, 0xFFFF)):
+    edges = ((2100, infinity - 1), (1023, infinity + 1), (1024, infinity), (5 * 1024 + 17, 0x8000 | infinity),
+             (-2, 0xFFFF))
+    for position, value in edges:
         bits[position] = value
     return bits
 
