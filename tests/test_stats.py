@@ -9,6 +9,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import SCRIPTS, plain_mindspore_dump
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
@@ -455,6 +456,27 @@ def both_paths(array, needs=VALUE_NEEDS, **kwargs) -> tuple[TensorStats, TensorS
         stats_module.KERNEL = kernel
 
 
+def assert_paths_agree(compiled: TensorStats, fallback: TensorStats) -> None:
+    """Counts, min, max, size, dtype and shape exactly; the sums asked for within the documented error (1e-5 of the
+    sum of magnitudes, of squares for sq_sum)."""
+    for name in COUNTS + ("min", "max", "size", "dtype", "shape"):
+        assert getattr(compiled, name) == getattr(fallback, name), name
+    for name in ("sum", "abs_sum", "sq_sum"):
+        if getattr(fallback, name) is not None:
+            scale = fallback.sq_sum if name == "sq_sum" else fallback.abs_sum
+            assert abs(getattr(compiled, name) - getattr(fallback, name)) <= 1e-5 * scale, name
+
+
+def assert_loops_agree(buffer: np.ndarray, kind: str, mode: int, low: float, high: float) -> None:
+    """The kernel's loop for this CPU and its portable loop (forced): the same counts, min and max; sums within the
+    documented error."""
+    wide, portable = (stats_module.KERNEL.reduce(buffer, kind, mode, low, high, force) for force in (False, True))
+    assert wide[:6] == portable[:6]
+    assert np.array_equal(wide[6:8], portable[6:8], equal_nan=True)
+    for got, want, scale in zip(wide[8:], portable[8:], (portable[9], portable[9], portable[10])):
+        assert abs(got - want) <= 1e-5 * scale
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "bfloat16", "int16", "uint8", "bool"])
 def test_compiled_and_numpy_paths_agree(dtype, stats_path):
     """Counts, min and max exactly, sums within the documented error (1e-5 of the sum of magnitudes), on tensors
@@ -473,12 +495,7 @@ def test_compiled_and_numpy_paths_agree(dtype, stats_path):
         array, hint = bfloat16_bits(wide.astype(np.float32)), "bfloat16"
     else:
         array = (wide * 40).astype(dtype) if dtype != "bool" else wide > 0
-    compiled, fallback = both_paths(array, value_range=(-0.5, 2.0), dtype_hint=hint)
-    for name in COUNTS + ("min", "max", "size", "dtype", "shape"):
-        assert getattr(compiled, name) == getattr(fallback, name), name
-    for name in ("sum", "abs_sum", "sq_sum"):
-        scale = fallback.sq_sum if name == "sq_sum" else fallback.abs_sum
-        assert abs(getattr(compiled, name) - getattr(fallback, name)) <= 1e-5 * scale, name
+    assert_paths_agree(*both_paths(array, value_range=(-0.5, 2.0), dtype_hint=hint))
     only_compiled, only_fallback = both_paths(array, {"nonfinite"}, dtype_hint=hint)
     assert only_compiled == only_fallback
 
@@ -529,12 +546,7 @@ def test_2byte_floats_compiled_and_numpy_agree(dtype, size, start, chunk, stats_
     array, hint = (bits.view(np.float16), None) if dtype == "float16" else (bits, "bfloat16")
     for needs in (VALUE_NEEDS, SUMMARY_NEEDS, {"nonfinite"}):
         compiled, fallback = both_paths(array, needs, value_range=(-0.75, 3.0), chunk_elements=chunk, dtype_hint=hint)
-        for name in COUNTS + ("min", "max", "size", "dtype"):
-            assert getattr(compiled, name) == getattr(fallback, name), name
-        for name in ("sum", "abs_sum", "sq_sum"):
-            if name in needs:
-                scale = fallback.sq_sum if name == "sq_sum" else fallback.abs_sum
-                assert abs(getattr(compiled, name) - getattr(fallback, name)) <= 1e-5 * scale, name
+        assert_paths_agree(compiled, fallback)
     assert compiled.nan + compiled.pos_inf + compiled.neg_inf >= 1
 
 
@@ -552,16 +564,28 @@ def test_float16_at_an_odd_byte_address_agrees_with_the_aligned_copy(stats_path)
 def test_portable_2byte_loop_gives_the_same_statistics(dtype, mode, stats_path):
     """reduce(..., portable=True) forces the portable loop: same counts, min and max, sums within the documented
     error, as the loop this CPU runs (the AVX2 + F16C one: skipped on CPUs without it, which run only the other)."""
-    kernel = stats_module.KERNEL
-    if stats_path == "numpy" or not kernel.WIDE_2BYTE:
+    if stats_path == "numpy" or not stats_module.KERNEL.WIDE_2BYTE:
         pytest.skip("needs the compiled kernel's AVX2 + F16C loop")
     rng = np.random.default_rng(mode)
     bits = random_2byte_bits(rng, 100_013, *TWO_BYTE_LIMITS[dtype])
     kind = "e" if dtype == "float16" else "B"
     for start, stop in ((0, None), (1, 100_000), (5, 9_000), (3 * 1024, 6 * 1024 + 11)):
-        piece = bits[start:stop]
-        wide, portable = (kernel.reduce(piece, kind, mode, -0.75, 3.0, force) for force in (False, True))
-        assert wide[:6] == portable[:6]
-        assert np.array_equal(wide[6:8], portable[6:8], equal_nan=True)
-        for got, want, scale in zip(wide[8:], portable[8:], (portable[9], portable[9], portable[10])):
-            assert abs(got - want) <= 1e-5 * scale
+        assert_loops_agree(bits[start:stop], kind, mode, -0.75, 3.0)
+
+
+@pytest.mark.slow
+def test_float16_tensors_of_a_real_o2_training_agree_on_every_path(tmp_path, stats_path):
+    """MindSpore's own dump of an O2 mixed-precision training (float16 activations and gradients): the kernel's
+    loop for this CPU, its portable loop and the NumPy fallback give the same statistics for every float16 tensor
+    large enough for the kernel's fast loops."""
+    if stats_path == "numpy":
+        pytest.skip("compares the compiled path with the fallback")
+    from msdbg.store.npyfile import open_npy
+
+    dump = plain_mindspore_dump(SCRIPTS / "amp_o2.py", tmp_path / "dump", "jit")
+    tensors = [open_npy(str(path)) for path in sorted(dump.rglob("*.npy"))]
+    halves = [array for array in tensors if array.dtype == np.float16 and array.size >= 8192]
+    assert len(halves) >= 20
+    for array in halves:
+        assert_paths_agree(*both_paths(array, value_range=(-0.01, 0.01)))
+        assert_loops_agree(np.ascontiguousarray(array).ravel(), "e", 2, -0.01, 0.01)
