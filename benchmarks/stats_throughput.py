@@ -102,7 +102,7 @@ def main() -> None:
 
         print("(g): a float16/bfloat16 array of the same bytes, against the same float32 np.add.reduce (per byte)")
         if "(g) float16 full portable" in best:
-            print("'portable': the kernel's portable loop for 2-byte floats, forced, over the float16 array in one call")
+            print("'portable': the kernel's portable 2-byte loop, forced, over the float16 array in one call")
         stats = compute_stats(mapped, FULL, chunk_elements=chunk)
         assert stats.nonfinite_count == 0 and stats.finite_count == arr.size
         assert stats.min == float(arr.min()) and stats.max == float(arr.max())
