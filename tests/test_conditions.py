@@ -474,8 +474,8 @@ def test_negative_zero_counts_as_zero():
 
 def test_empty_tensor_hits_nothing():
     empty = np.zeros((0, 3), np.float32)
-    for name, given in BOUND_CASES:
-        assert not verdict(name, empty, **given).hit, name
+    for name, params in BOUND_CASES:
+        assert not verdict(name, empty, **params).hit, name
     assert not verdict("weight_not_changed", empty, previous=empty).hit
     assert not verdict("weight_change_too_small", empty, previous=empty).hit
 
