@@ -60,7 +60,8 @@ CHECKLIST: tuple[Item, ...] = (
     Item("Graph structure", "loss function incorrect", (), ("sigmoid_into_logits_loss", "softmax_into_logits_loss"),
          "demos/wrong_loss_api.py; tests/test_checklist.py (softmax_loss)"),
     Item("Graph structure", "integer division where float was meant", (), ("integer_division",),
-         "demos/integer_division.py; tests/test_checklist.py (int_division; coarse_labels stays silent)"),
+         "demos/integer_division.py; tests/test_checklist.py (int_division; coarse_labels and int_legit stay "
+         "silent)"),
     Item("Data processing", "not normalised or standardised", ("tensor_too_large",), ("unnormalised_input",),
          "demos/unnormalised_input.py"),
     Item("Data processing", "processing differs from the training set's",

@@ -25,6 +25,8 @@ exploding      full-batch linear regression (one standardised feature) with SGD 
                the minimum by more than it corrects, the loss grows geometrically (x1.44 a step) without overflowing.
 oscillating    the same regression with Momentum(0.99) at lr 1.1: the weights circle the minimum a little over a
                quarter turn a step, so the loss alternates high / low and barely falls.
+int_legit      healthy control: grey levels (int32) divided with ops.div (a float quotient), their parity
+               (x % 2) and a constant's floor (arange // 2) as float features: no integer division to report.
 """
 
 import sys
@@ -68,7 +70,7 @@ def batches():
             x[4, 1] = np.nan
         if MODE == "unnormalised" or (MODE == "abnormal" and step == 4):
             x *= 1000.0
-        if MODE == "int_division":
+        if MODE in ("int_division", "int_legit"):
             x = np.clip(np.round(x * 40.0 + 100.0), 0, 255).astype(np.int32)  # raw grey levels
         if MODE == "coarse_labels":
             labels = 2 * labels + rng.integers(0, 2, BATCH).astype(np.int32)  # fine labels 0..5
@@ -98,6 +100,9 @@ class Classifier(nn.Cell):
     def construct(self, x):
         if MODE == "int_division":
             x = ops.cast(x // 32, ms.float32)  # planted: `//` where `/` was meant (grey levels to 0..8)
+        if MODE == "int_legit":
+            x = ops.div(x, 32) + 0.1 * ops.cast(x % 2, ms.float32) \
+                + 0.01 * ops.cast(ops.arange(FEATURES) // 2, ms.float32)
         features = self.hidden(self.inp(x))
         if MODE == "disconnected":
             self.side(features)  # computed, but its output is dropped: no gradient reaches side.weight
