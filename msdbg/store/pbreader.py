@@ -112,15 +112,12 @@ def _shape_of(type_proto) -> tuple[int, ...]:
 
 
 def _dtype_of(type_proto, dtype_names) -> str:
-    """``DT_INT32`` -> "int32"; "" for a tuple, a scalar or an undefined type."""
+    """``DT_INT32`` -> "int32"; "" for a tuple, a scalar, an undefined or an unknown type."""
     try:
-        code = type_proto.tensor_type.elem_type
-    except AttributeError:
+        name = dtype_names.Name(type_proto.tensor_type.elem_type)
+    except (AttributeError, ValueError):  # no tensor type; a number this anf_ir.proto does not name
         return ""
-    if not code:
-        return ""
-    name = dtype_names.Name(code)
-    return name[3:].lower() if name.startswith("DT_") else ""
+    return name[3:].lower() if name.startswith("DT_") and name != "DT_UNDEFINED" else ""
 
 
 def anf_ir_pb2():
