@@ -74,8 +74,11 @@ PLANTED = [
     ("abnormal", "model", (), "abnormal_input", ""),
     ("lr_low", "model", ("-c", "watch weight_change_too_small"), "learning_rate_too_low", "inp.weight"),
     ("flat", "model", (), "loss_not_converging", "the loss does not fall over 40 steps"),
+    ("int_division", "model", (), "integer_division", "FloorDiv-op0 of int32 -> int32, made float32 by Cast"),
+    ("exploding", "model", (), "loss_exploding", "from step 9, rising every step since step 1"),
+    ("oscillating", "jit", (), "loss_oscillating", "the loss zigzags from step 0"),
 ]
-STEPS = {"flat": ("40",)}
+STEPS = {"flat": ("40",), "exploding": ("30",), "oscillating": ("30",)}
 
 
 @pytest.mark.slow
@@ -83,7 +86,8 @@ STEPS = {"flat": ("40",)}
 def test_planted_item_is_found_and_named(tmp_path, mode, style, extra, rule, evidence):
     done, report = _check(tmp_path, "-c", "watch recommended", *extra, SCRIPT, mode, style, *STEPS.get(mode, ()))
     assert f"trained {mode} {style}" in done.stdout
-    found_without_hits = {"shared_weight", "softmax_into_logits_loss", "disconnected_parameter", "loss_not_converging"}
+    found_without_hits = {"shared_weight", "softmax_into_logits_loss", "disconnected_parameter", "loss_not_converging",
+                          "integer_division", "loss_exploding", "loss_oscillating"}
     assert done.returncode == 1 or rule in found_without_hits
     found = {finding["rule"]: finding for finding in report["diagnosis"]}
     assert rule in found, (sorted(found), done.stdout[-3000:])
@@ -93,7 +97,8 @@ def test_planted_item_is_found_and_named(tmp_path, mode, style, extra, rule, evi
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode, style, steps", [("healthy", "model", "40"), ("healthy", "jit", "6"),
-                                               ("cnn", "model", "6"), ("lstm", "jit", "6")])
+                                               ("cnn", "model", "6"), ("lstm", "jit", "6"),
+                                               ("coarse_labels", "model", "6"), ("int_legit", "model", "6")])
 def test_healthy_controls_stay_silent(tmp_path, mode, style, steps):
     done, report = _check(tmp_path, "-c", "watch recommended", SCRIPT, mode, style, steps)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -30,6 +31,8 @@ RULES = {
     "wrong_loss_api": "sigmoid_into_logits_loss",
     "label_leakage": "loss_zero",
     "healthy": None,
+    "integer_division": "integer_division",
+    "exploding_loss": "loss_exploding",
 }
 
 #: demos whose test also reads the graph of the dump (kept with --dump-dir)
@@ -217,6 +220,32 @@ def test_healthy_has_no_hit(demo):
     assert run.hits == [] and "msdbg: 0 hits" in run.done.stdout
     losses = run.losses()
     assert losses[7] < losses[0]
+
+
+def test_integer_division_is_named_with_its_source_line_and_dtypes(demo):
+    run = demo("integer_division")
+    assert run.done.returncode == 0 and run.hits == [], "nothing numeric is out of range"
+    found = {d["rule"]: d for d in _diagnosis(run.document)}
+    assert list(found) == ["integer_division"], list(found)
+    [evidence] = found["integer_division"]["evidence"]
+    line = next(i for i, text in enumerate((DEMOS / "integer_division.py").read_text().splitlines(), 1)
+                if "pixels = ops.cast(images // 255" in text)
+    assert evidence.startswith("FloorDiv ") and "of int32 -> int32, made float32 by Cast" in evidence
+    assert f"demos/integer_division.py:{line}" in evidence
+
+
+def test_exploding_loss_is_named_from_where_the_rise_began(demo):
+    run = demo("exploding_loss")
+    losses = run.losses()
+    assert all(math.isfinite(v) for v in losses.values()) and max(losses.values()) > 1000 * min(losses.values())
+    found = {d["rule"]: d for d in _diagnosis(run.document)}
+    assert found["loss_exploding"]["consequence_of"] is None
+    assert found["loss_not_converging"]["consequence_of"] == "loss_exploding"
+    match = re.search(r"from step (\d+), rising every step since step (\d+)", found["loss_exploding"]["evidence"][0])
+    crossed, start = int(match[1]), int(match[2])
+    early = sorted(losses[s] for s in range(5))[2]
+    assert losses[crossed] > 10 * early >= losses[crossed - 1]
+    assert all(losses[s] > losses[s - 1] for s in range(start, len(losses))) and losses[start - 1] <= losses[start - 2]
 
 
 # ----- the diagnosis names the planted cause (skipped while the JSON has no "diagnosis") -------------------

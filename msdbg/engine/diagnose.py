@@ -14,7 +14,7 @@ from msdbg.engine.hits import Hit
 from msdbg.engine.losscurve import loss_symptoms
 from msdbg.engine.loss import is_loss_value
 from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, broadcast_into_loss,
-                                    constant_gradients, shared_weights)
+                                    constant_gradients, integer_divisions, shared_weights)
 from msdbg.store.graph import Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
@@ -44,6 +44,8 @@ CONSEQUENCES = {
     "log_of_nonpositive": _LOSS_BLOWS_UP, "division_by_zero": _LOSS_BLOWS_UP, "sqrt_of_negative": _LOSS_BLOWS_UP,
     "exp_overflow": _LOSS_BLOWS_UP, "learning_rate_too_high": _LOSS_BLOWS_UP | {"loss_oscillating"},
     "learning_rate_too_low": _LOSS_STALLS, "frozen_parameters": _LOSS_STALLS, "no_parameter_updates": _LOSS_STALLS,
+    # a loss that grows does not fall either
+    "loss_exploding": _LOSS_STALLS,
 }
 for _root in ("zero_initialization", "dead_relu", "vanishing_gradients"):
     CONSEQUENCES[_root] = CONSEQUENCES[_root] | _LOSS_STALLS
@@ -351,6 +353,14 @@ RULES: tuple[Rule, ...] = (
          "Checking the Loss Curve: the loss convergence is slow (loss flapping)",
          ("lower the learning rate, or increase the batch size", "check that the data is shuffled"),
          _from_curve),
+    Rule("integer_division", "API misuse: an integer division (the quotient floored) where a float division was "
+         "meant", "Checking the Model Structure: the API is improperly used (floating-point division should be "
+         "used, but integer division is used)",
+         ("`//` (and ops.floor_div) on integer tensors floors the quotient: cast to float first and divide with `/`, "
+          "e.g. ops.cast(x, ms.float32) / 255",
+          "if the floor is intended (bucketing, coarse labels), nothing is wrong"),
+         lambda hits, graphs: integer_divisions(graphs),
+         explains=frozenset(set())),
 )
 
 
