@@ -62,6 +62,8 @@ def _check(tmp_path, *args: str) -> tuple[object, dict]:
 
 PLANTED = [
     # (mode, style, extra commands, expected rule, a phrase of its evidence)
+    ("symmetric_init", "model", (), "symmetric_initialization", "hidden.0.weight; inp.weight; out.weight"),
+    ("saturating_init", "jit", (), "init_scale_saturates", "saturated at step 0, fed by inp.weight: std "),
     ("missing", "jit", (), "missing_values_in_data", "NaN/Inf in sample 4 of the batch"),
     ("missing", "model", (), "missing_values_in_data", "NaN/Inf in sample 4 of the batch"),
     ("bad_labels", "jit", (), "wrong_labels", ""),
