@@ -138,8 +138,8 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
 
     ``nonfinite`` fills the nan/pos_inf/neg_inf counts by the cheapest exact route; ``range_count`` needs
     ``value_range``; ``change`` needs ``previous`` (same shape) and fills change_exceed, change_abs_sum and
-    prev_abs_sum. ``identical_rows`` compares the rows along axis 0 (no pass of its own: it stops at the first
-    row that differs). ``dtype_hint`` is the tensor's dtype as its dump names it ('bfloat16' decodes raw bits).
+    prev_abs_sum. ``identical_rows`` compares the rows along axis 0 apart from that pass
+    (initweights.rows_identical: two rows for a random weight). ``dtype_hint`` is the tensor's dtype as its dump names it ('bfloat16' decodes raw bits).
     """
     needs = frozenset(needs)
     if "identical_rows" in needs:
