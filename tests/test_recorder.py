@@ -146,6 +146,8 @@ def test_check_records_and_open_finds_the_newest(jit_nan_dump, tmp_path):
     assert "x: NaN/Inf at 3 steps: 3, 4, 5" in out and "loss curve: the loss is" in out and "from step 3" in out
     quiet = _msdbg(env, "check", str(jit_nan_dump), "--nx", "--no-record", "-c", "watch tensor_overflow")
     assert quiet.returncode == 1 and len(list(runs.iterdir())) == 1 and "flight recording" not in quiet.stdout
+    bad = _msdbg(env, "open", "--batch", "--nx", "-c", "info hits -w \u00b3")
+    assert bad.returncode == 2 and "info hits -w (a watchpoint number): '\u00b3' is not" in bad.stderr + bad.stdout
 
 
 def _output_of_batch(out: str, title: str) -> str:
