@@ -27,6 +27,8 @@ RULES = {
     "dead_relu": "dead_relu",
     "frozen_layer": "frozen_parameters",
     "zero_init": "zero_initialization",
+    "constant_init": "symmetric_initialization",
+    "saturating_init": "init_scale_saturates",
     "unnormalised_input": "unnormalised_input",
     "wrong_loss_api": "sigmoid_into_logits_loss",
     "label_leakage": "loss_zero",
@@ -171,6 +173,34 @@ def test_zero_init_weight_initialization_on_fc1_weight_at_step_0(demo):
     init = run.of("weight_initialization")
     assert [(h["param"], h["step"]) for h in init] == [("fc1.weight", 0)]
     assert init[0]["stats"]["zero"] == 8 * 16
+
+
+def test_constant_init_weight_symmetric_on_the_hidden_layers_whose_units_stay_identical(demo):
+    run = demo("constant_init")
+    symmetric = run.of("weight_symmetric")
+    assert sorted((h["param"], h["step"]) for h in symmetric) == [("fc1.weight", 0), ("fc2.weight", 0)]
+    assert all(h["stats"]["identical_rows"] is True for h in symmetric)
+    assert {h["condition"] for h in run.hits} == {"weight_symmetric"}, "nothing else is out of range"
+    difference = re.search(r"largest difference from unit 0 (\S+),", run.done.stdout)
+    assert difference and float(difference[1]) == 0.0, "the units are still identical after 4 updates"
+    losses = run.losses()
+    assert losses[3] < losses[0]
+
+
+def test_saturating_init_names_fc1_weight_as_the_cause_of_the_saturated_tanh(demo):
+    run = demo("saturating_init")
+    saturated = run.of("activation_range")
+    assert {h["step"] for h in saturated} >= {0} and {h["op_type"] for h in saturated} == {"Tanh"}
+    scale = run.of("weight_init_scale")
+    assert [(h["param"], h["step"]) for h in scale] == [("fc1.weight", 0)], "the head's init is ordinary"
+    finding = next(d for d in run.document["diagnosis"] if d["rule"] == "init_scale_saturates")
+    assert finding["consequence_of"] is None
+    [evidence] = finding["evidence"]
+    assert "saturated at step 0, fed by fc1.weight" in evidence and "fan_in 256" in evidence
+    std = float(re.search(r"std (\S+),", evidence)[1])
+    assert 1.8 < std < 2.2, "Normal(sigma=2.0)"
+    plain = next(d for d in run.document["diagnosis"] if d["rule"] == "saturated_activation")
+    assert plain["consequence_of"] == "init_scale_saturates"
 
 
 def test_unnormalised_input_too_large_on_the_data_and_the_first_layer(demo):

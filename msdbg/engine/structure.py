@@ -12,6 +12,8 @@ SIGMOID_LOSS_OPS = {"BCEWithLogitsLoss", "BinaryCrossEntropyWithLogits", "Sigmoi
 SOFTMAX_LOSS_OPS = {"SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits", "LogSoftmax"}
 #: Kernels that make a constant: a gradient made by one of them did not come from the loss.
 CONSTANT_OPS = {"ZerosLike", "Zeros", "Fill", "FillV2", "OnesLike"}
+#: Ops that normalise their input: the scale of the weights before them does not reach their output.
+NORMALISING_OPS = {"BatchNorm", "LayerNorm", "LayerNormV3", "GroupNorm", "InstanceNorm", "L2Normalize"}
 
 
 def activation_into_loss(graphs: list[Graph], activation: str, losses: set[str]) -> list[str]:
@@ -148,6 +150,28 @@ def _is_integer(dtype: str) -> bool:
 
 def _is_float(dtype: str) -> bool:
     return dtype.startswith(("float", "bfloat"))
+
+
+def feeding_weights(graph: Graph, name: str) -> list[str]:
+    """The weights (2 axes or more) read by the nearest ops on the paths into node ``name``: the layers whose scale
+    sets the scale of its input (a Sigmoid's: the Dense or Conv before it, past its BiasAdd). A path through a
+    normalisation (BatchNorm, LayerNorm) ends there without a weight: it resets the scale."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    stack = list(graph.nodes[name].inputs) if name in graph.nodes else []
+    while stack:
+        node = graph.resolve(stack.pop())
+        if node is None or node.is_parameter or node.name in seen or node.op_type in NORMALISING_OPS:
+            continue
+        seen.add(node.name)
+        weights = {source.name for source in map(graph.resolve, node.inputs)
+                   if source is not None and source.is_parameter and len(source.shape) >= 2
+                   and graph.param_category.get(source.name) == "weight"}
+        if weights:
+            found |= weights
+        else:
+            stack.extend(node.inputs)
+    return sorted(found)
 
 
 def _is_backward(node: Node) -> bool:

@@ -27,6 +27,10 @@ oscillating    the same regression with Momentum(0.99) at lr 1.1: the weights ci
                quarter turn a step, so the loss alternates high / low and barely falls.
 int_legit      healthy control: grey levels (int32) divided with ops.div (a float quotient), their parity
                (x % 2) and a constant's floor (arange // 2) as float features: no integer division to report.
+symmetric_init every Dense weight initialised to the constant 0.1, biases to 0: each layer's units start (and
+               stay) identical.
+saturating_init  the first layer's weights drawn from Normal(sigma=20), ~35x He's std: the Sigmoid after it
+               sits at 0 or 1 from the first step.
 """
 
 import sys
@@ -35,6 +39,7 @@ import numpy as np
 import mindspore as ms
 import mindspore.dataset as ds
 from mindspore import nn, ops
+from mindspore.common.initializer import Constant, Normal
 from mindspore.train import Model
 
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -108,6 +113,30 @@ class Classifier(nn.Cell):
             self.side(features)  # computed, but its output is dropped: no gradient reaches side.weight
         logits = self.out(features)
         return self.softmax(logits) if self.softmax is not None else logits
+
+
+if MODE == "symmetric_init":
+    class Classifier(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Dense(FEATURES, 16, weight_init=Constant(0.1), bias_init="zeros")
+            self.hidden = nn.SequentialCell([nn.Dense(16, 16, weight_init=Constant(0.1), bias_init="zeros"),
+                                             nn.ReLU()])
+            self.out = nn.Dense(16, CLASSES, weight_init=Constant(0.1), bias_init="zeros")
+
+        def construct(self, x):
+            return self.out(self.hidden(self.inp(x)))
+
+if MODE == "saturating_init":
+    class Classifier(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Dense(FEATURES, 16, weight_init=Normal(sigma=20.0))
+            self.sigmoid = nn.Sigmoid()
+            self.out = nn.Dense(16, CLASSES)
+
+        def construct(self, x):
+            return self.out(self.sigmoid(self.inp(x)))
 
 
 class ConvClassifier(nn.Cell):
