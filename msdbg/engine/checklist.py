@@ -57,8 +57,9 @@ CHECKLIST: tuple[Item, ...] = (
          "a layer whose output does not reach the loss gets an all-zero gradient (gradient_vanishing)"),
     Item("Graph structure", "node mode incorrect (train/eval)",
          not_detectable="BatchNorm/Dropout in the wrong mode compute valid values; needs the intended mode"),
-    Item("Graph structure", "loss function incorrect", (), ("sigmoid_into_logits_loss", "softmax_into_logits_loss"),
-         "demos/wrong_loss_api.py; tests/test_checklist.py (softmax_loss)"),
+    Item("Graph structure", "loss function incorrect", (), ("sigmoid_into_logits_loss", "softmax_into_logits_loss",
+                                                            "broadcast_into_loss"),
+         "demos/wrong_loss_api.py; tests/test_checklist.py (softmax_loss); tests/test_broadcast_loss.py"),
     Item("Graph structure", "integer division where float was meant", (), ("integer_division",),
          "demos/integer_division.py; tests/test_checklist.py (int_division; coarse_labels and int_legit stay "
          "silent)"),
