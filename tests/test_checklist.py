@@ -5,6 +5,7 @@ diagnose; healthy controls (an MLP, a CNN with BatchNorm, an LSTM) stay silent u
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -109,6 +110,13 @@ PLANTED = [
     ("exploding", "model", (), "loss_exploding", "from step 9, rising every step since step 1"),
     ("oscillating", "jit", (), "loss_oscillating", "the loss zigzags from step 0"),
 ]
+def test_every_planted_case_is_cited_by_the_item_whose_rule_it_shows():
+    for mode, _, _, rule, _ in PLANTED:
+        citing = [item for item in CHECKLIST if rule in item.rules
+                  and re.search(rf"tests/test_checklist\.py \([^)]*\b{mode}\b", item.shown_by)]
+        assert citing, (mode, rule)
+
+
 STEPS = {"flat": ("40",), "exploding": ("30",), "oscillating": ("30",)}
 
 
