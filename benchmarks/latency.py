@@ -397,7 +397,7 @@ def graph_latency(args: argparse.Namespace, scratch: str) -> None:
         ("complete 'watch tensor_ov'", lambda: complete("watch tensor_ov"), None),
         (f"node {short_node}", lambda: execute(session, f"node {short_node}"), None),
         (f"inputs {short_node} -r 3", lambda: execute(session, f"inputs {short_node} -r 3"), None),
-        (f"Graph.ancestors(last Add) uncached", lambda: graph.ancestors(deep.name), clear_ancestors),
+        ("Graph.ancestors(last Add) uncached", lambda: graph.ancestors(deep.name), clear_ancestors),
         (f"Graph.ancestors({last_param}) uncached", lambda: graph.ancestors(last_param), clear_ancestors),
         (f"trace, {len(few)} hits on one path, cold", trace_few, clear_ancestors),
         (f"trace, {len(few)} hits on one path, warm", trace_few, None),

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import nn
 
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 120
 BATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 32

@@ -3,9 +3,10 @@
     python benchmarks/stats_throughput.py [--mb 256] [--repeat 7] [--chunk 65536]
 
 Every figure is the best of --repeat runs, as GB/s of the array's bytes and as a ratio to one np.add.reduce
-over the whole float32 array measured in the same run (the cheapest full pass NumPy offers). The float16 cases
-read a float16 array of the same number of bytes (twice the elements): "per byte" against the same baseline.
-compute_stats uses the compiled kernel when it is built; MSDBG_NO_CEXT=1 measures the NumPy fallback.
+over the whole float32 array measured in the same run (the cheapest full pass NumPy offers). The float16 and
+bfloat16 cases read an array of the same number of bytes (twice the elements): "per byte" against the same
+baseline. compute_stats uses the compiled kernel when it is built; MSDBG_NO_CEXT=1 measures the NumPy fallback.
+Where the kernel has its AVX2 + F16C loop for 2-byte floats, the portable loop is timed beside it (no target).
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def main() -> None:
     arr = np.random.default_rng(0).standard_normal(args.mb * 2**20 // 4, dtype=np.float32)
     gigabytes = arr.nbytes / 1e9
     chunk = args.chunk
-    half = np.random.default_rng(1).standard_normal(arr.size * 2, dtype=np.float32).astype(np.float16)
+    wide_half = np.random.default_rng(1).standard_normal(arr.size * 2, dtype=np.float32)
+    half = wide_half.astype(np.float16)
+    bfloat = (wide_half.view(np.uint32) >> 16).astype(np.uint16)  # raw bfloat16 bits, as a dump holds them
+    del wide_half
     path = "compiled kernel" if KERNEL is not None else "NumPy fallback (no kernel built, or MSDBG_NO_CEXT set)"
     print(f"{arr.nbytes / 2**20:.0f} MB float32, chunk_elements={chunk}, best of {repeat}, numpy {np.__version__}, "
           f"compute_stats: {path}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
@@ -82,16 +86,23 @@ def main() -> None:
             ("(g) float16 overflow-only", lambda: compute_stats(half, {"nonfinite"}, chunk_elements=chunk),
              OVERFLOW_TARGET),
             ("(g) float16 full", lambda: compute_stats(half, FULL, chunk_elements=chunk), FULL_TARGET),
+            ("(g) bfloat16 full", lambda: compute_stats(bfloat, FULL, chunk_elements=chunk, dtype_hint="bfloat16"),
+             FULL_TARGET),
         ]
+        if KERNEL is not None and KERNEL.WIDE_2BYTE:
+            cases.append(("(g) float16 full portable", lambda: KERNEL.reduce(half, "e", 1, -np.inf, np.inf, True),
+                          None))
         best = best_times([(name, run) for name, run, _ in cases], repeat)
         baseline = best["(a) np.add.reduce"]
         for name, _, target in cases:
             seconds = best[name]
             ratio = baseline / seconds
             verdict = "" if target is None else f"  (target >= {target:.2f}x: {'met' if ratio >= target else 'MISSED'})"
-            print(f"{name:<24} {gigabytes / seconds:6.1f} GB/s  {ratio:5.2f}x of np.add.reduce{verdict}")
+            print(f"{name:<26} {gigabytes / seconds:6.1f} GB/s  {ratio:5.2f}x of np.add.reduce{verdict}")
 
-        print("(g): a float16 array of the same bytes, against the same float32 np.add.reduce (per byte)")
+        print("(g): a float16/bfloat16 array of the same bytes, against the same float32 np.add.reduce (per byte)")
+        if "(g) float16 full portable" in best:
+            print("'portable': the kernel's portable 2-byte loop, forced, over the float16 array in one call")
         stats = compute_stats(mapped, FULL, chunk_elements=chunk)
         assert stats.nonfinite_count == 0 and stats.finite_count == arr.size
         assert stats.min == float(arr.min()) and stats.max == float(arr.max())

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import nn
 
 ms.set_context(mode=ms.GRAPH_MODE)
 ms.set_device("CPU")

@@ -7,7 +7,8 @@
  *          integers, '?' bool (integers and bool are read as float64 and hold no NaN/Inf);
  *   mode   0: count NaN/+Inf/-Inf only (the other fields are 0); 1: every statistic but range_count (0);
  *          2: every statistic;
- *   low, high  range_count counts finite values in [low, high] (compared exactly, as float64).
+ *   low, high  range_count counts finite values in [low, high] (compared exactly, as float64);
+ *   portable   true: the portable loops even where the CPU has the wider one for 2-byte floats (tests, benchmarks).
  * Conventions follow stats.py: NaN/Inf are counted apart and every other statistic covers the finite values;
  * -0.0 is zero; min/max are NaN when there is no finite value.
  *
@@ -15,7 +16,9 @@
  * (OpenMP SIMD reductions, -fopenmp-simd: no OpenMP runtime), a block holding NaN/Inf element by element. Sums:
  * float64 for float64 data, integers and buffers under FAST_MIN values (each float32 value and its square are
  * exact in float64); otherwise float32 within a block across the SIMD lanes (fast_body, which also probes the
- * bits and widens 2-byte floats in the same loop) and float64 across blocks.
+ * bits and widens 2-byte floats in the same loop) and float64 across blocks. On x86-64 CPUs with AVX2, FMA and
+ * F16C (checked when the module loads; WIDE_2BYTE says whether) 2-byte floats take wide_2byte instead: integer keys
+ * on the raw bits for min/max/counts/NaN-Inf, one-instruction widening for the sums (2x the portable loop).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -77,32 +80,41 @@ CLONES static int nonfinite16(const uint16_t *bits, Py_ssize_t n, uint16_t expon
 
 /* ----- finite blocks: one vectorised loop ------------------------------------------------------------------ */
 
-/* float32 values, summed in float64: each value and its square are exact in float64. */
-CLONES static void finite_f32_exact(const float *x, Py_ssize_t n, const Request *req, Totals *t) {
-    float lo = INFINITY, hi = -INFINITY;
-    double sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;
-    int64_t zero = 0, neg = 0, range = 0;
-    const float l = req->low32, h = req->high32;
-#pragma omp simd reduction(min:lo) reduction(max:hi) reduction(+:sum, abs_sum, sq_sum, zero, neg, range)
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float v = x[i];
-        double d = (double)v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        sum += d;
-        abs_sum += fabs(d);
-        sq_sum += d * d;
-        zero += v == 0.0f;
-        neg += v < 0.0f;
-        range += (v >= l) & (v <= h);
-    }
-    if (n) {
-        t->min = fmin(t->min, lo);
-        t->max = fmax(t->max, hi);
-    }
+/* Add a block's figures (lo, hi: of its finite values, at least one) to the totals. */
+static inline __attribute__((always_inline)) void add_block(Totals *t, double lo, double hi, double sum,
+                                                             double abs_sum, double sq_sum, int64_t zero, int64_t neg,
+                                                             int64_t range) {
+    t->min = fmin(t->min, lo);
+    t->max = fmax(t->max, hi);
     t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
     t->zero += zero; t->neg += neg; t->range += range;
 }
+
+/* Finite float32 or float64 values, summed in float64 (each float32 value and its square are exact in float64),
+ * compared with the range bounds of their own type (Request: exact). */
+#define FINITE_EXACT(NAME, TYPE, LOW, HIGH)                                                                     \
+    CLONES static void NAME(const TYPE *x, Py_ssize_t n, const Request *req, Totals *t) {                       \
+        TYPE lo = INFINITY, hi = -INFINITY;                                                                     \
+        double sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;                                                          \
+        int64_t zero = 0, neg = 0, range = 0;                                                                   \
+        const TYPE l = req->LOW, h = req->HIGH;                                                                 \
+        _Pragma("omp simd reduction(min:lo) reduction(max:hi) reduction(+:sum, abs_sum, sq_sum, zero, neg, range)") \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                    \
+            TYPE v = x[i];                                                                                      \
+            double d = (double)v;                                                                               \
+            lo = v < lo ? v : lo;                                                                               \
+            hi = v > hi ? v : hi;                                                                               \
+            sum += d;                                                                                           \
+            abs_sum += fabs(d);                                                                                 \
+            sq_sum += d * d;                                                                                    \
+            zero += v == 0;                                                                                     \
+            neg += v < 0;                                                                                       \
+            range += (v >= l) & (v <= h);                                                                       \
+        }                                                                                                       \
+        if (n) add_block(t, lo, hi, sum, abs_sum, sq_sum, zero, neg, range);                                    \
+    }
+FINITE_EXACT(finite_f32_exact, float, low32, high32)
+FINITE_EXACT(finite_f64, double, low, high)
 
 enum { F32, F16, BF16 }; /* how a fast loop reads its elements */
 
@@ -151,10 +163,7 @@ static inline __attribute__((always_inline)) int fast_body(const void *data, Py_
     if (nonfinite) return 0;
     float largest = fmaxf(-lo, hi);
     if (!n || !(largest <= 0x1p60f) || (largest < 0x1p-50f && largest != 0.0f) || !isfinite(sq_sum)) return -1;
-    t->min = fmin(t->min, lo);
-    t->max = fmax(t->max, hi);
-    t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
-    t->zero += zero; t->neg += neg; t->range += range;
+    add_block(t, lo, hi, sum, abs_sum, sq_sum, zero, neg, range);
     return 1;
 }
 
@@ -181,40 +190,12 @@ static int finite_f32(const float *x, Py_ssize_t n, Py_ssize_t total, const Requ
     return 1;
 }
 
-CLONES static void finite_f64(const double *x, Py_ssize_t n, const Request *req, Totals *t) {
-    double lo = INFINITY, hi = -INFINITY, sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;
-    int64_t zero = 0, neg = 0, range = 0;
-    const double l = req->low, h = req->high;
-#pragma omp simd reduction(min:lo) reduction(max:hi) reduction(+:sum, abs_sum, sq_sum, zero, neg, range)
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double v = x[i];
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        sum += v;
-        abs_sum += fabs(v);
-        sq_sum += v * v;
-        zero += v == 0.0;
-        neg += v < 0.0;
-        range += (v >= l) & (v <= h);
-    }
-    if (n) {
-        t->min = fmin(t->min, lo);
-        t->max = fmax(t->max, hi);
-    }
-    t->sum += sum; t->abs_sum += abs_sum; t->sq_sum += sq_sum;
-    t->zero += zero; t->neg += neg; t->range += range;
-}
-
 /* ----- blocks holding NaN/Inf: element by element ---------------------------------------------------------- */
 
 static void mixed_value(double v, const Request *req, Totals *t) {
     if (v != v) { t->nan++; return; }
     if (isinf(v)) { if (v > 0) t->pos_inf++; else t->neg_inf++; return; }
-    if (!req->full) return;
-    t->min = fmin(t->min, v);
-    t->max = fmax(t->max, v);
-    t->sum += v; t->abs_sum += fabs(v); t->sq_sum += v * v;
-    t->zero += v == 0.0; t->neg += v < 0.0; t->range += (v >= req->low) & (v <= req->high);
+    if (req->full) add_block(t, v, v, v, fabs(v), v * v, v == 0.0, v < 0.0, (v >= req->low) & (v <= req->high));
 }
 
 /* ----- 2-byte floats -> float32 ---------------------------------------------------------------------------- */
@@ -259,6 +240,131 @@ static double bfloat_value(uint16_t b) {
     return value;
 }
 
+/* ----- 2-byte floats with AVX2 + F16C (x86-64, chosen at run time) -------------------------------------------- */
+
+/* A finite block of 2-byte floats, 16 at a time: min/max and zero/negative counts on integer keys of the raw bits
+ * (sign-magnitude as two's complement, -0 and +0 alike: 16 lanes a vector, and NaN/Inf show as keys beyond the
+ * largest finite one), sums and squares on the values widened by one instruction (F16C, or a shift for bfloat16)
+ * into two float32 accumulators each. Same contract and sums as fast_body (n <= BLOCK: the 16-bit counters hold). */
+typedef int (*TwoByteLoop)(const uint16_t *x, Py_ssize_t n, const Request *req, Totals *t, int bfloat);
+
+static int portable_2byte(const uint16_t *x, Py_ssize_t n, const Request *req, Totals *t, int bfloat) {
+    return fast_block(x, n, req, t, bfloat ? BF16 : F16);
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define WIDE __attribute__((target("avx2,f16c,fma")))
+
+WIDE static inline float wide_value(uint16_t bits, int bfloat) {
+    if (!bfloat) return _cvtsh_ss(bits);
+    uint32_t wide = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &wide, 4);
+    return value;
+}
+
+WIDE static inline float key_value(int key, int bfloat) {
+    return wide_value((uint16_t)(key < 0 ? 0x8000 | -key : key), bfloat);
+}
+
+WIDE static inline __attribute__((always_inline)) int wide_body(const uint16_t *x, Py_ssize_t n, const Request *req,
+                                                                Totals *t, const int bfloat, const int ranged) {
+    const __m256i magnitude_bits = _mm256_set1_epi16(0x7FFF), none = _mm256_setzero_si256();
+    const __m256 abs_bits = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 l = _mm256_set1_ps(req->low32), h = _mm256_set1_ps(req->high32);
+    __m256i lows = _mm256_set1_epi16(INT16_MAX), highs = _mm256_set1_epi16(INT16_MIN), zeros = none, negs = none;
+    __m256i ranges = none;
+    __m256 sums[2], abs_sums[2], sq_sums[2];
+    for (int k = 0; k < 2; k++) sums[k] = abs_sums[k] = sq_sums[k] = _mm256_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i bits = _mm256_loadu_si256((const __m256i *)(x + i));
+        __m256i key = _mm256_sign_epi16(_mm256_and_si256(bits, magnitude_bits), bits); /* bits < 0: negated */
+        lows = _mm256_min_epi16(lows, key);
+        highs = _mm256_max_epi16(highs, key);
+        zeros = _mm256_sub_epi16(zeros, _mm256_cmpeq_epi16(key, none));
+        negs = _mm256_sub_epi16(negs, _mm256_cmpgt_epi16(none, key));
+        __m256 v[2];
+        if (bfloat) { /* lanes in another order than in memory: sums do not mind */
+            v[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(none, bits));
+            v[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(none, bits));
+        } else {
+            v[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+            v[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8)));
+        }
+        for (int k = 0; k < 2; k++) {
+            sums[k] = _mm256_add_ps(sums[k], v[k]);
+            abs_sums[k] = _mm256_add_ps(abs_sums[k], _mm256_and_ps(v[k], abs_bits));
+            sq_sums[k] = _mm256_fmadd_ps(v[k], v[k], sq_sums[k]);
+            if (ranged) {
+                __m256 inside = _mm256_and_ps(_mm256_cmp_ps(v[k], l, _CMP_GE_OQ), _mm256_cmp_ps(v[k], h, _CMP_LE_OQ));
+                ranges = _mm256_sub_epi32(ranges, _mm256_castps_si256(inside));
+            }
+        }
+    }
+    int16_t lane_lows[16], lane_highs[16], lane_zeros[16], lane_negs[16];
+    int32_t lane_ranges[8];
+    float lane_sums[8], lane_abs_sums[8], lane_sq_sums[8];
+    _mm256_storeu_si256((__m256i *)lane_lows, lows);
+    _mm256_storeu_si256((__m256i *)lane_highs, highs);
+    _mm256_storeu_si256((__m256i *)lane_zeros, zeros);
+    _mm256_storeu_si256((__m256i *)lane_negs, negs);
+    _mm256_storeu_si256((__m256i *)lane_ranges, ranges);
+    _mm256_storeu_ps(lane_sums, _mm256_add_ps(sums[0], sums[1]));
+    _mm256_storeu_ps(lane_abs_sums, _mm256_add_ps(abs_sums[0], abs_sums[1]));
+    _mm256_storeu_ps(lane_sq_sums, _mm256_add_ps(sq_sums[0], sq_sums[1]));
+    int lo = INT16_MAX, hi = INT16_MIN;
+    int64_t zero = 0, neg = 0, range = 0;
+    double sum = 0.0, abs_sum = 0.0, sq_sum = 0.0;
+    for (int k = 0; k < 16; k++) {
+        lo = lane_lows[k] < lo ? lane_lows[k] : lo;
+        hi = lane_highs[k] > hi ? lane_highs[k] : hi;
+        zero += lane_zeros[k];
+        neg += lane_negs[k];
+    }
+    for (int k = 0; k < 8; k++) {
+        sum += lane_sums[k]; abs_sum += lane_abs_sums[k]; sq_sum += lane_sq_sums[k]; range += lane_ranges[k];
+    }
+    for (; i < n; i++) { /* the last few */
+        int sign = x[i] >> 15, key = sign ? -(x[i] & 0x7FFF) : x[i];
+        lo = key < lo ? key : lo;
+        hi = key > hi ? key : hi;
+        zero += key == 0;
+        neg += key < 0;
+        float v = wide_value(x[i], bfloat);
+        sum += v; abs_sum += fabsf(v); sq_sum += v * v;
+        if (ranged) range += (v >= req->low32) & (v <= req->high32);
+    }
+    const int infinity = bfloat ? 0x7F80 : 0x7C00;
+    if (hi >= infinity || lo <= -infinity) return 0;
+    float largest = key_value(-lo > hi ? -lo : hi, bfloat);
+    if (!n || !(largest <= 0x1p60f) || (largest < 0x1p-50f && largest != 0.0f) || !isfinite(sq_sum)) return -1;
+    add_block(t, key_value(lo, bfloat), key_value(hi, bfloat), sum, abs_sum, sq_sum, zero, neg, range);
+    return 1;
+}
+
+WIDE static int wide_2byte(const uint16_t *x, Py_ssize_t n, const Request *req, Totals *t, int bfloat) {
+    switch (bfloat * 2 + req->ranged) {
+    case 0: return wide_body(x, n, req, t, 0, 0);
+    case 1: return wide_body(x, n, req, t, 0, 1);
+    case 2: return wide_body(x, n, req, t, 1, 0);
+    default: return wide_body(x, n, req, t, 1, 1);
+    }
+}
+
+/* The loop for this CPU: wide_2byte where it runs AVX2, FMA and F16C (and the OS saves their registers). */
+static TwoByteLoop best_2byte_loop(void) {
+    unsigned int eax, ebx, ecx, edx;
+    __builtin_cpu_init();
+    int f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? wide_2byte : portable_2byte;
+}
+#else
+static TwoByteLoop best_2byte_loop(void) { return portable_2byte; }
+#endif
+
 /* ----- whole buffers --------------------------------------------------------------------------------------- */
 
 /* The overflow check alone probes spans of PROBE elements, and counts element by element only in those with NaN/Inf. */
@@ -292,15 +398,13 @@ static void reduce_f64(const double *x, Py_ssize_t n, const Request *req, Totals
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const double *block = x + start;
-        if (nonfinite64((const uint64_t *)block, len) == 0) {
-            if (req->full) finite_f64(block, len, req, t);
-        } else {
-            for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
-        }
+        if (nonfinite64((const uint64_t *)block, len) == 0) finite_f64(block, len, req, t);
+        else for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
     }
 }
 
-static void reduce_2byte(const uint16_t *x, Py_ssize_t n, int bfloat, const Request *req, Totals *t) {
+static void reduce_2byte(const uint16_t *x, Py_ssize_t n, int bfloat, TwoByteLoop fast, const Request *req,
+                         Totals *t) {
     float values[BLOCK];
     const uint16_t exponent = bfloat ? 0x7F80u : 0x7C00u;
     if (!req->full) {
@@ -310,7 +414,7 @@ static void reduce_2byte(const uint16_t *x, Py_ssize_t n, int bfloat, const Requ
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const uint16_t *block = x + start;
-        int done = req->full && n >= FAST_MIN ? fast_block(block, len, req, t, bfloat ? BF16 : F16) : -1;
+        int done = n >= FAST_MIN ? fast(block, len, req, t, bfloat) : -1;
         if (done == 1) continue;
         int finite = done == -1 && nonfinite16(block, len, exponent) == 0;
         if (bfloat) bfloat_to_float(block, len, values);
@@ -353,13 +457,17 @@ static float float32_bound(double value, int up) {
 /* Buffers from this size up are reduced with the GIL released (256 KB: about 20 microseconds of work). */
 #define GIL_RELEASE_BYTES (256 * 1024)
 
+/* The finite-block loop for 2-byte floats on this CPU (set when the module loads). */
+static TwoByteLoop two_byte_loop = portable_2byte;
+
 static PyObject *reduce(PyObject *self, PyObject *args) {
     Py_buffer view;
     const char *kind;
     int mode;
     double low, high;
+    int portable = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*sidd", &view, &kind, &mode, &low, &high)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*sidd|p", &view, &kind, &mode, &low, &high, &portable)) return NULL;
     static const struct { const char *kind; int size; } sizes[] = {
         {"e", 2}, {"B", 2}, {"f", 4}, {"d", 8}, {"i1", 1}, {"i2", 2}, {"i4", 4}, {"i8", 8},
         {"u1", 1}, {"u2", 2}, {"u4", 4}, {"u8", 8}, {"?", 1}};
@@ -382,8 +490,8 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
     PyThreadState *released = view.len >= GIL_RELEASE_BYTES ? PyEval_SaveThread() : NULL;
     if (kind[0] == 'f') reduce_f32(data, n, &req, &t);
     else if (kind[0] == 'd') reduce_f64(data, n, &req, &t);
-    else if (kind[0] == 'e') reduce_2byte(data, n, 0, &req, &t);
-    else if (kind[0] == 'B') reduce_2byte(data, n, 1, &req, &t);
+    else if (kind[0] == 'e' || kind[0] == 'B')
+        reduce_2byte(data, n, kind[0] == 'B', portable ? portable_2byte : two_byte_loop, &req, &t);
     else if (integers && req.full) {
         if (kind[0] == '?' || strcmp(kind, "u1") == 0) reduce_u1(data, n, &req, &t);
         else if (strcmp(kind, "i1") == 0) reduce_i1(data, n, &req, &t);
@@ -403,12 +511,17 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"reduce", reduce, METH_VARARGS,
-     "reduce(buffer, kind, mode, low, high) -> (nan, pos_inf, neg_inf, zero, neg, range_count, min, max, sum, "
-     "abs_sum, sq_sum)"},
+     "reduce(buffer, kind, mode, low, high, portable=False) -> (nan, pos_inf, neg_inf, zero, neg, range_count, min, "
+     "max, sum, abs_sum, sq_sum)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_statskernel",
                                     "Compiled one-pass tensor statistics (see msdbg/engine/stats.py).", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__statskernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__statskernel(void) {
+    two_byte_loop = best_2byte_loop();
+    PyObject *kernel = PyModule_Create(&module);
+    if (kernel && PyModule_AddIntConstant(kernel, "WIDE_2BYTE", two_byte_loop != portable_2byte) < 0) Py_CLEAR(kernel);
+    return kernel;
+}

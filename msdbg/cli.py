@@ -233,10 +233,11 @@ def _record_path(args: argparse.Namespace, source: str) -> str | None:
         return None
     if getattr(args, "record", None):
         return args.record
+    from msdbg.numeric import is_ascii_int
     from msdbg.store.recorder import default_path
 
     rank = os.environ.get("RANK_ID", "")  # ranks under a launcher start together: one recording each
-    return default_path(source.rstrip("/"), suffix=f"-rank{rank}" if rank.isdecimal() else "")
+    return default_path(source.rstrip("/"), suffix=f"-rank{rank}" if is_ascii_int(rank) else "")
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ def test_broadcast_into_the_loss_is_diagnosed_at_the_prompt(tmp_path):
     assert "tiny_loop.py:40 return ((pred - y) ** 2).mean()" in diagnosis
     node = _output_of(done.stdout, "node Default/Sub-op0")
     assert "input 0: BiasAdd Default/BiasAdd-op1  (16, 1)" in node and "input 1: Parameter y  (16,)" in node
+    assert "  shape: (16, 16)\n  dtype: float32\n" in node
 
 
 @pytest.mark.slow

@@ -126,6 +126,10 @@ def ref_hit(name: str, params: dict, array, previous=None) -> bool:
         # the watchpoint bounds NaN/Inf counts itself: the counts decide, NaN/Inf do not hit on their own
         with np.errstate(invalid="ignore", over="ignore"):
             return ref_bounds_hit(params, array, previous, nonfinite_hits=False)
+    if kind == "symmetric":
+        return ref_rows_identical(array)
+    if kind == "init_scale":
+        return ref_nonfinite(array) or ref_std_ratio(array) > params["std_ratio_gt"]
     if kind == "unchanged":
         x, prev = wide(array), wide(previous)
         with np.errstate(invalid="ignore"):
@@ -133,6 +137,24 @@ def ref_hit(name: str, params: dict, array, previous=None) -> bool:
         return x.size > 0 and bool(np.all(within))
     with np.errstate(invalid="ignore", over="ignore"):
         return ref_bounds_hit(params, array, previous)
+
+
+def ref_rows_identical(array) -> bool:
+    """Every row along the first axis equals the first, element by element (NaN equals nothing), for tensors of 2+
+    axes with 2+ rows."""
+    x = np.asarray(array, np.float64)
+    if x.ndim < 2 or x.shape[0] < 2 or x.size == 0:
+        return False
+    rows = x.reshape(x.shape[0], -1)
+    return bool(np.all(rows == rows[0]))
+
+
+def ref_std_ratio(array) -> float:
+    """np.std over sqrt(2 / fan_in) (fan_in: the product of all axes but the first); -inf where undefined."""
+    x = np.asarray(array, np.float64)
+    if x.ndim < 2 or x.size == 0:
+        return -np.inf
+    return float(np.std(x) / np.sqrt(2.0 / np.prod(x.shape[1:])))
 
 
 def ref_turbulence(arrays_seq, threshold, beta, warmup) -> list[bool]:
@@ -164,7 +186,8 @@ CONDITION_KIND = {
     "rank_weight_mismatch": "cross_rank", "rank_gradient_mismatch": "cross_rank",
     "operator_overflow": "overflow", "input_too_large": "bounds", "input_turbulence": "turbulence",
     "label_out_of_range": "labels", "label_imbalance": "labels", "label_unshuffled": "labels",
-    "weight_frozen": "frozen", "loss_scale_improper": "loss_scale",
+    "weight_frozen": "frozen", "loss_scale_improper": "loss_scale", "weight_symmetric": "symmetric",
+    "weight_init_scale": "init_scale",
 }
 TARGETS = {
     "weight_initialization": {"weight"}, "weight_overflow": {"weight"}, "gradient_exploding": {"gradient"},
@@ -176,7 +199,7 @@ TARGETS = {
     "rank_weight_mismatch": {"weight"}, "rank_gradient_mismatch": {"gradient"},
     "input_too_large": {"input"}, "input_turbulence": {"input"}, "label_out_of_range": {"input"},
     "label_imbalance": {"input"}, "label_unshuffled": {"input"}, "weight_frozen": {"weight"},
-    "loss_scale_improper": {"optimizer_state"},
+    "loss_scale_improper": {"optimizer_state"}, "weight_symmetric": {"weight"}, "weight_init_scale": {"weight"},
 }
 CATEGORIES = ("weight", "gradient", "activation", "optimizer_state", "input")
 
@@ -474,8 +497,8 @@ def test_negative_zero_counts_as_zero():
 
 def test_empty_tensor_hits_nothing():
     empty = np.zeros((0, 3), np.float32)
-    for name, given in BOUND_CASES:
-        assert not verdict(name, empty, **given).hit, name
+    for name, params in BOUND_CASES:
+        assert not verdict(name, empty, **params).hit, name
     assert not verdict("weight_not_changed", empty, previous=empty).hit
     assert not verdict("weight_change_too_small", empty, previous=empty).hit
 
@@ -666,11 +689,12 @@ PASSING_BOUNDS = {
     "activation_range": {"range_start_inclusive": 0.0, "range_end_inclusive": 1.0, "range_percentage_lt": 1.0},
     "tensor_range": {"max_min_gt": 10.0, "max_min_lt": -1.0},
     "tensor_health": {"neg_count_gt": 10.0},
+    "weight_init_scale": {},
 }
 
 
 def test_every_bound_condition_is_covered():
-    bound_conditions = {n for n, c in CONDITIONS.items() if c.bounds and c.kind in ("bounds", "health")}
+    bound_conditions = {n for n, c in CONDITIONS.items() if c.bounds and c.kind in ("bounds", "health", "init_scale")}
     assert bound_conditions == set(PASSING_BOUNDS)
 
 
@@ -878,3 +902,71 @@ def test_change_conditions_match_reference(data, previous, name):
         if data.draw(st.booleans()):
             given = {}  # the default bound
     check(name, given, current, previous)
+
+
+# --- initial weights: identical output units, scale against sqrt(2/fan_in) -------------------------------------
+WEIGHTS = arrays(np.float32, array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5), elements=ELEMENTS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), array=WEIGHTS)
+def test_weight_symmetric_matches_reference(data, array):
+    if array.ndim >= 2 and array.shape[0] >= 2 and data.draw(st.booleans()):  # rows copied from the first
+        array = np.broadcast_to(array[:1], array.shape).copy()
+    check("weight_symmetric", {}, array)
+
+
+@pytest.mark.parametrize("array, hit", [
+    (np.full((4, 3), 0.1, np.float32), True),  # Constant(0.1)
+    (np.tile(np.arange(3, dtype=np.float32), (4, 1)), True),  # one random unit copied: identical units
+    (np.tile(np.arange(4, dtype=np.float32)[:, None], (1, 3)), False),  # identical columns only: units differ
+    (np.full((1, 5), 0.1, np.float32), False),  # one output unit
+    (np.full((5,), 0.1, np.float32), False),  # a bias / BatchNorm gamma: one axis
+    (np.full((4, 2, 3, 3), 1.0, np.float32), True),  # a Conv2d weight initialised with 'ones'
+    (np.array([[0.0, 1.0], [-0.0, 1.0]], np.float32), True),  # -0.0 == 0.0
+    (np.array([[np.nan, 1.0], [np.nan, 1.0]], np.float32), False),  # NaN equals nothing
+])
+def test_weight_symmetric_is_about_rows(array, hit):
+    result = verdict("weight_symmetric", array)
+    assert result.hit is hit
+    if hit:
+        assert result.reasons == (f"all {array.shape[0]} rows (output units) of shape {array.shape} are identical",)
+
+
+def test_weight_symmetric_reads_two_rows_of_a_random_weight():
+    from msdbg.engine import initweights
+
+    class Rows(np.ndarray):
+        """Counts the rows read."""
+        read = 0
+
+        def __getitem__(self, index):
+            Rows.read += 1
+            return super().__getitem__(index)
+
+    weight = np.random.default_rng(0).normal(size=(512, 64)).astype(np.float32)
+    assert initweights.rows_identical(weight.view(Rows)) is False
+    assert Rows.read == 2, "row 0 and row 1, then it stops"
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), array=WEIGHTS)
+def test_weight_init_scale_matches_reference(data, array):
+    ratio = ref_std_ratio(array) if not ref_nonfinite(array) else -np.inf
+    given = {"std_ratio_gt": data.draw(st.floats(0, 50))} if data.draw(st.booleans()) else {}
+    bound = given.get("std_ratio_gt", 4.0)
+    if np.isfinite(ratio) and abs(ratio - bound) <= 1e-5 * max(bound, 1.0):
+        return  # summed in float32 vs np.std in float64: the last bits decide at the boundary
+    check("weight_init_scale", given, array)
+
+
+def test_weight_init_scale_reason_names_the_std_and_he_scale():
+    weight = np.random.default_rng(0).normal(scale=10.0, size=(16, 16)).astype(np.float32)
+    result = verdict("weight_init_scale", weight)
+    assert result.hit
+    expected = np.sqrt(2 / 16)
+    assert result.reasons == (f"std {weight.std():.4g}, {weight.std() / expected:.3g} x sqrt(2/fan_in) = "
+                              f"{expected:.4g} (fan_in 16); std_ratio_gt 4",)
+    he = np.random.default_rng(0).normal(scale=np.sqrt(2 / 16), size=(16, 16)).astype(np.float32)
+    assert not verdict("weight_init_scale", he).hit, "He initialisation itself"
+    assert not verdict("weight_init_scale", np.full(16, 100.0, np.float32)).hit, "a bias: no fan_in"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -26,10 +27,14 @@ RULES = {
     "dead_relu": "dead_relu",
     "frozen_layer": "frozen_parameters",
     "zero_init": "zero_initialization",
+    "constant_init": "symmetric_initialization",
+    "saturating_init": "init_scale_saturates",
     "unnormalised_input": "unnormalised_input",
     "wrong_loss_api": "sigmoid_into_logits_loss",
     "label_leakage": "loss_zero",
     "healthy": None,
+    "integer_division": "integer_division",
+    "exploding_loss": "loss_exploding",
 }
 
 #: demos whose test also reads the graph of the dump (kept with --dump-dir)
@@ -170,6 +175,34 @@ def test_zero_init_weight_initialization_on_fc1_weight_at_step_0(demo):
     assert init[0]["stats"]["zero"] == 8 * 16
 
 
+def test_constant_init_weight_symmetric_on_the_hidden_layers_whose_units_stay_identical(demo):
+    run = demo("constant_init")
+    symmetric = run.of("weight_symmetric")
+    assert sorted((h["param"], h["step"]) for h in symmetric) == [("fc1.weight", 0), ("fc2.weight", 0)]
+    assert all(h["stats"]["identical_rows"] is True for h in symmetric)
+    assert {h["condition"] for h in run.hits} == {"weight_symmetric"}, "nothing else is out of range"
+    difference = re.search(r"largest difference from unit 0 (\S+),", run.done.stdout)
+    assert difference and float(difference[1]) == 0.0, "the units are still identical after 4 updates"
+    losses = run.losses()
+    assert losses[3] < losses[0]
+
+
+def test_saturating_init_names_fc1_weight_as_the_cause_of_the_saturated_tanh(demo):
+    run = demo("saturating_init")
+    saturated = run.of("activation_range")
+    assert {h["step"] for h in saturated} >= {0} and {h["op_type"] for h in saturated} == {"Tanh"}
+    scale = run.of("weight_init_scale")
+    assert [(h["param"], h["step"]) for h in scale] == [("fc1.weight", 0)], "the head's init is ordinary"
+    finding = next(d for d in run.document["diagnosis"] if d["rule"] == "init_scale_saturates")
+    assert finding["consequence_of"] is None
+    [evidence] = finding["evidence"]
+    assert "saturated at step 0, fed by fc1.weight" in evidence and "fan_in 256" in evidence
+    std = float(re.search(r"std (\S+),", evidence)[1])
+    assert 1.8 < std < 2.2, "Normal(sigma=2.0)"
+    plain = next(d for d in run.document["diagnosis"] if d["rule"] == "saturated_activation")
+    assert plain["consequence_of"] == "init_scale_saturates"
+
+
 def test_unnormalised_input_too_large_on_the_data_and_the_first_layer(demo):
     run = demo("unnormalised_input")
     large = run.of("tensor_too_large")
@@ -217,6 +250,32 @@ def test_healthy_has_no_hit(demo):
     assert run.hits == [] and "msdbg: 0 hits" in run.done.stdout
     losses = run.losses()
     assert losses[7] < losses[0]
+
+
+def test_integer_division_is_named_with_its_source_line_and_dtypes(demo):
+    run = demo("integer_division")
+    assert run.done.returncode == 0 and run.hits == [], "nothing numeric is out of range"
+    found = {d["rule"]: d for d in _diagnosis(run.document)}
+    assert list(found) == ["integer_division"], list(found)
+    [evidence] = found["integer_division"]["evidence"]
+    line = next(i for i, text in enumerate((DEMOS / "integer_division.py").read_text().splitlines(), 1)
+                if "pixels = ops.cast(images // 255" in text)
+    assert evidence.startswith("FloorDiv ") and "of int32 -> int32, made float32 by Cast" in evidence
+    assert f"demos/integer_division.py:{line}" in evidence
+
+
+def test_exploding_loss_is_named_from_where_the_rise_began(demo):
+    run = demo("exploding_loss")
+    losses = run.losses()
+    assert all(math.isfinite(v) for v in losses.values()) and max(losses.values()) > 1000 * min(losses.values())
+    found = {d["rule"]: d for d in _diagnosis(run.document)}
+    assert found["loss_exploding"]["consequence_of"] is None
+    assert found["loss_not_converging"]["consequence_of"] == "loss_exploding"
+    match = re.search(r"from step (\d+), rising every step since step (\d+)", found["loss_exploding"]["evidence"][0])
+    crossed, start = int(match[1]), int(match[2])
+    early = sorted(losses[s] for s in range(5))[2]
+    assert losses[crossed] > 10 * early >= losses[crossed - 1]
+    assert all(losses[s] > losses[s - 1] for s in range(start, len(losses))) and losses[start - 1] <= losses[start - 2]
 
 
 # ----- the diagnosis names the planted cause (skipped while the JSON has no "diagnosis") -------------------

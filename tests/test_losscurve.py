@@ -44,6 +44,13 @@ def test_exploding_from_the_first_of_two_large_steps():
     assert rules(values)["loss_exploding"] == 8
 
 
+def test_exploding_names_the_step_where_the_rise_began():
+    values = [1.0, 0.9, 0.95, 0.9, 0.85, 0.8, 0.7, 0.75, 1.5, 3.0, 6.0, 12.0, 24.0]
+    found = [s for s in loss_symptoms(series(values)) if s.rule == "loss_exploding"]
+    assert [s.step for s in found] == [7]
+    assert found[0].text.endswith("from step 11, rising every step since step 7")
+
+
 def test_flat_noisy_loss_is_not_converging():
     rng = np.random.default_rng(1)
     assert rules(0.69 + rng.normal(0, 0.02, 100)) == {"loss_not_converging": 0}
@@ -52,6 +59,12 @@ def test_flat_noisy_loss_is_not_converging():
 def test_zigzag_is_oscillating():
     values = [1.0 + (0.5 if i % 2 else -0.3) - i * 0.005 for i in range(60)]
     assert "loss_oscillating" in rules(values)
+
+
+def test_zigzag_names_the_step_where_it_started():
+    values = [2.0, 1.9, 1.8, 1.7, 1.6] + [1.0 + (0.5 if i % 2 else -0.3) for i in range(40)]
+    found = [s for s in loss_symptoms(series(values)) if s.rule == "loss_oscillating"]
+    assert [s.step for s in found] == [4] and "from step 4" in found[0].text  # 1.6 is the first high of the zigzag
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)

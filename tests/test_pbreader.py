@@ -14,6 +14,7 @@ def _write_graph(path, nodes: int) -> None:
     model = pbreader.anf_ir_pb2().ModelProto()
     param = model.graph.parameters.add()
     param.name = "w"
+    param.type.tensor_type.elem_type = 11  # DT_FLOAT32
     for dim in (4, 8):
         param.type.tensor_type.shape.dim.add().size = dim
     previous = "w"
@@ -58,8 +59,9 @@ def test_large_graph_is_parsed_by_a_child_with_the_same_rows(tmp_path):
     assert path.stat().st_size > pbreader.CHILD_PARSE_BYTES
     pure_python, outcome = _in_training(path)
     assert pure_python == "True"  # importing MindSpore switched protobuf to pure Python
-    assert outcome == ("1 True 30001 ('w', 'w', 'Parameter', '', [], (4, 8)) "
-                       "('29999', 'Default/block29999/ReLU-op29999', 'ReLU', 'Default/block29999', ['29998'], (5,))")
+    assert outcome == ("1 True 30001 ('w', 'w', 'Parameter', '', [], (4, 8), 'float32') "
+                       "('29999', 'Default/block29999/ReLU-op29999', 'ReLU', 'Default/block29999', ['29998'], (5,), "
+                       "'')")
 
 
 def test_corrupt_large_graph_names_the_file(tmp_path):

@@ -146,6 +146,8 @@ def test_check_records_and_open_finds_the_newest(jit_nan_dump, tmp_path):
     assert "x: NaN/Inf at 3 steps: 3, 4, 5" in out and "loss curve: the loss is" in out and "from step 3" in out
     quiet = _msdbg(env, "check", str(jit_nan_dump), "--nx", "--no-record", "-c", "watch tensor_overflow")
     assert quiet.returncode == 1 and len(list(runs.iterdir())) == 1 and "flight recording" not in quiet.stdout
+    bad = _msdbg(env, "open", "--batch", "--nx", "-c", "info hits -w \u00b3")
+    assert bad.returncode == 2 and "info hits -w (a watchpoint number): '\u00b3' is not" in bad.stderr + bad.stdout
 
 
 def _output_of_batch(out: str, title: str) -> str:
@@ -214,3 +216,20 @@ def test_display_at_every_pause_and_delete_ranges(tmp_path):
     assert _output_of(out, "info watchpoints").splitlines() == ["1: tensor_overflow", "4: weight_overflow"]
     assert "Deleted 2 watchpoints" in _output_of(out, "delete"), "no question on a pipe"
     assert out.count("No watchpoints.") == 1
+
+
+def test_recorded_graph_keeps_node_dtypes_and_old_recordings_still_decode(jit_nan_dump):
+    import json
+    import zlib
+
+    from msdbg.store.dumpdir import DumpDir
+    from msdbg.store.recorder import decode_graph, encode_graph
+
+    graph = DumpDir(str(jit_nan_dump)).graph(0, 0)
+    dtypes = {name: node.dtype for name, node in graph.nodes.items()}
+    assert "float32" in dtypes.values() and "int32" in dtypes.values()  # weights and the optimizer's global_step
+    assert {name: node.dtype for name, node in decode_graph(encode_graph(graph)).nodes.items()} == dtypes
+    body = json.loads(zlib.decompress(encode_graph(graph)))
+    body["nodes"] = [node[:7] for node in body["nodes"]]  # a recording made before dtypes were stored
+    old = decode_graph(zlib.compress(json.dumps(body).encode()))
+    assert set(old.nodes) == set(graph.nodes) and {node.dtype for node in old.nodes.values()} == {""}

@@ -9,12 +9,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import SCRIPTS, plain_mindspore_dump
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from msdbg.engine import stats as stats_module
-from msdbg.engine.stats import NO_CEXT_ENV, STAT_NAMES, TensorStats, compute_stats
+from msdbg.engine.stats import NO_CEXT_ENV, STAT_NAMES, SUMMARY_NEEDS, TensorStats, compute_stats
 
 VALUE_NEEDS = STAT_NAMES - {"change"}
 COUNTS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "finite_count", "range_count")
@@ -455,6 +456,27 @@ def both_paths(array, needs=VALUE_NEEDS, **kwargs) -> tuple[TensorStats, TensorS
         stats_module.KERNEL = kernel
 
 
+def assert_paths_agree(compiled: TensorStats, fallback: TensorStats) -> None:
+    """Counts, min, max, size, dtype and shape exactly; the sums asked for within the documented error (1e-5 of the
+    sum of magnitudes, of squares for sq_sum)."""
+    for name in COUNTS + ("min", "max", "size", "dtype", "shape"):
+        assert getattr(compiled, name) == getattr(fallback, name), name
+    for name in ("sum", "abs_sum", "sq_sum"):
+        if getattr(fallback, name) is not None:
+            scale = fallback.sq_sum if name == "sq_sum" else fallback.abs_sum
+            assert abs(getattr(compiled, name) - getattr(fallback, name)) <= 1e-5 * scale, name
+
+
+def assert_loops_agree(buffer: np.ndarray, kind: str, mode: int, low: float, high: float) -> None:
+    """The kernel's loop for this CPU and its portable loop (forced): the same counts, min and max; sums within the
+    documented error."""
+    wide, portable = (stats_module.KERNEL.reduce(buffer, kind, mode, low, high, force) for force in (False, True))
+    assert wide[:6] == portable[:6]
+    assert np.array_equal(wide[6:8], portable[6:8], equal_nan=True)
+    for got, want, scale in zip(wide[8:], portable[8:], (portable[9], portable[9], portable[10])):
+        assert abs(got - want) <= 1e-5 * scale
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "bfloat16", "int16", "uint8", "bool"])
 def test_compiled_and_numpy_paths_agree(dtype, stats_path):
     """Counts, min and max exactly, sums within the documented error (1e-5 of the sum of magnitudes), on tensors
@@ -473,12 +495,7 @@ def test_compiled_and_numpy_paths_agree(dtype, stats_path):
         array, hint = bfloat16_bits(wide.astype(np.float32)), "bfloat16"
     else:
         array = (wide * 40).astype(dtype) if dtype != "bool" else wide > 0
-    compiled, fallback = both_paths(array, value_range=(-0.5, 2.0), dtype_hint=hint)
-    for name in COUNTS + ("min", "max", "size", "dtype", "shape"):
-        assert getattr(compiled, name) == getattr(fallback, name), name
-    for name in ("sum", "abs_sum", "sq_sum"):
-        scale = fallback.sq_sum if name == "sq_sum" else fallback.abs_sum
-        assert abs(getattr(compiled, name) - getattr(fallback, name)) <= 1e-5 * scale, name
+    assert_paths_agree(*both_paths(array, value_range=(-0.5, 2.0), dtype_hint=hint))
     only_compiled, only_fallback = both_paths(array, {"nonfinite"}, dtype_hint=hint)
     assert only_compiled == only_fallback
 
@@ -493,3 +510,82 @@ def test_environment_variable_forces_the_numpy_fallback(stats_path):
     env = dict(os.environ, **{NO_CEXT_ENV: "1"})
     forced = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert forced.stdout.strip() == "True"
+
+
+# (the bits of +Inf, a bound for random magnitudes): bfloat16 stays mostly below 2**60, where the kernel's float32
+# sums hold, so that its fast loops run (a block with a larger value takes the float64 route).
+TWO_BYTE_LIMITS = {"float16": (0x7C00, 0x7C00), "bfloat16": (0x7F80, 0x5D80)}
+
+
+def random_2byte_bits(rng: np.random.Generator, size: int, infinity: int, largest: int) -> np.ndarray:
+    """Raw 2-byte float bits: half of any magnitude below the bits ``largest`` (subnormals included), half near 1,
+    a tenth ±0, one value just below ``infinity`` (block 2), NaN/±Inf in a few blocks of 1024 only (on block edges
+    and in the last, partial 16 values)."""
+    magnitudes = rng.integers(0, largest, size, dtype=np.uint16)
+    near_one = rng.integers(infinity // 2 - 2048, infinity // 2 + 1024, size, dtype=np.uint16)
+    bits = np.where(rng.random(size) < 0.5, magnitudes, near_one).astype(np.uint16)
+    bits[rng.random(size) < 0.1] = 0
+    bits |= rng.integers(0, 2, size, dtype=np.uint16) << 15
+    edges = ((2100, infinity - 1), (1023, infinity + 1), (1024, infinity), (5 * 1024 + 17, 0x8000 | infinity),
+             (-2, 0xFFFF))
+    for position, value in edges:
+        bits[position] = value
+    return bits
+
+
+@pytest.mark.parametrize("size, start, chunk", [(8_205, 0, None), (70_001, 1, None), (70_001, 3, 10_000),
+                                                (200_003, 7, 65_536), (9_000, 0, 8_192)])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_2byte_floats_compiled_and_numpy_agree(dtype, size, start, chunk, stats_path):
+    """The kernel's 2-byte loops (the AVX2 + F16C one where the CPU has it) against the NumPy fallback on random
+    bits with NaN/Inf/-0/subnormals: odd lengths, starts off any vector boundary, windows split into chunks."""
+    if stats_path == "numpy":
+        pytest.skip("compares the compiled path with the fallback")
+    rng = np.random.default_rng(size + start)
+    bits = random_2byte_bits(rng, size + start, *TWO_BYTE_LIMITS[dtype])[start:]
+    array, hint = (bits.view(np.float16), None) if dtype == "float16" else (bits, "bfloat16")
+    for needs in (VALUE_NEEDS, SUMMARY_NEEDS, {"nonfinite"}):
+        compiled, fallback = both_paths(array, needs, value_range=(-0.75, 3.0), chunk_elements=chunk, dtype_hint=hint)
+        assert_paths_agree(compiled, fallback)
+    assert compiled.nan + compiled.pos_inf + compiled.neg_inf >= 1
+
+
+def test_float16_at_an_odd_byte_address_agrees_with_the_aligned_copy(stats_path):
+    """A float16 tensor whose data starts at an odd address (possible in a memory-mapped file): same statistics."""
+    rng = np.random.default_rng(21)
+    values = random_2byte_bits(rng, 50_001, *TWO_BYTE_LIMITS["float16"]).view(np.float16)
+    shifted = np.frombuffer(b"\0" + values.tobytes(), np.float16, offset=1)
+    assert shifted.ctypes.data % 2 == 1
+    assert full(shifted).as_dict() == full(values.copy()).as_dict()
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_portable_2byte_loop_gives_the_same_statistics(dtype, mode, stats_path):
+    """reduce(..., portable=True) forces the portable loop: same counts, min and max, sums within the documented
+    error, as the loop this CPU runs (the AVX2 + F16C one: skipped on CPUs without it, which run only the other)."""
+    if stats_path == "numpy" or not stats_module.KERNEL.WIDE_2BYTE:
+        pytest.skip("needs the compiled kernel's AVX2 + F16C loop")
+    rng = np.random.default_rng(mode)
+    bits = random_2byte_bits(rng, 100_013, *TWO_BYTE_LIMITS[dtype])
+    kind = "e" if dtype == "float16" else "B"
+    for start, stop in ((0, None), (1, 100_000), (5, 9_000), (3 * 1024, 6 * 1024 + 11)):
+        assert_loops_agree(bits[start:stop], kind, mode, -0.75, 3.0)
+
+
+@pytest.mark.slow
+def test_float16_tensors_of_a_real_o2_training_agree_on_every_path(tmp_path, stats_path):
+    """MindSpore's own dump of an O2 mixed-precision training (float16 activations and gradients): the kernel's
+    loop for this CPU, its portable loop and the NumPy fallback give the same statistics for every float16 tensor
+    large enough for the kernel's fast loops."""
+    if stats_path == "numpy":
+        pytest.skip("compares the compiled path with the fallback")
+    from msdbg.store.npyfile import open_npy
+
+    dump = plain_mindspore_dump(SCRIPTS / "amp_o2.py", tmp_path / "dump", "jit")
+    tensors = [open_npy(str(path)) for path in sorted(dump.rglob("*.npy"))]
+    halves = [array for array in tensors if array.dtype == np.float16 and array.size >= 8192]
+    assert len(halves) >= 20
+    for array in halves:
+        assert_paths_agree(*both_paths(array, value_range=(-0.01, 0.01)))
+        assert_loops_agree(np.ascontiguousarray(array).ravel(), "e", 2, -0.01, 0.01)

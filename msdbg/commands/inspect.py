@@ -26,7 +26,7 @@ from msdbg.store.graph import Graph, Node
 
 _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
                    "--optimizer": "optimizer_state", "--inputs": "input"}
-_FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite"}
+_FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite", "identical_rows"}
 HIST_BINS = Range(1, 1000, integer=True)  # one text line per bin
 
 
@@ -340,7 +340,7 @@ def _describe(graph: Graph, node: Node) -> str:
     return f"{node.op_type} {node.full_name}{where}"
 
 
-@command("node", "node NODE", "Show a node: op type, scope, inputs, consumers and its source trace.",
+@command("node", "node NODE", "Show a node: op type, scope, shape, dtype, inputs, consumers and its source trace.",
          aliases=("ni",))
 def node(session: Session, args: list[str]) -> str:
     graph = _graph(session)
@@ -350,6 +350,8 @@ def node(session: Session, args: list[str]) -> str:
         lines.append(f"  scope: {target.scope}")
     if target.shape:
         lines.append(f"  shape: {target.shape}")
+    if target.dtype:
+        lines.append(f"  dtype: {target.dtype}")
     for slot, name in enumerate(target.inputs):
         source = graph.nodes.get(name)
         shape = f"  {source.shape}" if source is not None and (source.shape or source.is_parameter) else ""

@@ -8,9 +8,8 @@ from msdbg.commands.ranges import numbers_in, parse_range
 from msdbg.commands.registry import command
 from msdbg.engine.conditions import CONDITIONS
 from msdbg.engine.diagnose import format_findings
-from msdbg.engine.watchpoints import unknown_condition
 from msdbg.engine.recommended import RECOMMENDED
-from msdbg.engine.watchpoints import Watchpoint
+from msdbg.engine.watchpoints import Watchpoint, unknown_condition
 from msdbg.errors import UsageError
 from msdbg.frontends.report import format_hit, summary
 from msdbg.numeric import COUNT, parse_int
@@ -142,9 +141,8 @@ def _hits_info(session: Session, args: list[str]) -> str:
     given = dict(zip(args[::2], args[1::2]))
     numbered = list(enumerate(session.hits, start=1))
     if "-w" in given:
-        if not given["-w"].isdecimal():
-            raise UsageError(f"info hits -w {given['-w']!r}: expected a watchpoint number", arg=args.index("-w") + 2)
-        numbered = [(i, h) for i, h in numbered if h.watchpoint == int(given["-w"])]
+        number = parse_int(given["-w"], "info hits -w (a watchpoint number)", arg=args.index("-w") + 2)
+        numbered = [(i, h) for i, h in numbered if h.watchpoint == number]
     if "-s" in given:
         low, high = parse_range(given["-s"], "step", args.index("-s") + 1)
         numbered = [(i, h) for i, h in numbered if low <= h.step <= high]

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from msdbg.engine.initweights import scale_reason, std_ratio
 from msdbg.engine.stats import TensorStats
 from msdbg.numeric import ANY_NUMBER, COUNT, NON_NEGATIVE, PERCENTAGE, POSITIVE_COUNT, Range
 
@@ -110,6 +111,8 @@ class Condition:
             needs.add("change")
         if self.kind == "turbulence":
             needs |= {"sq_sum", "sum", "finite_count"}
+        if self.kind == "symmetric":
+            needs |= {"identical_rows", "zero"}
         for name in params:
             spec = self.param(name)
             if spec is not None and spec.statistic:
@@ -131,6 +134,7 @@ _RAW_NEEDS: dict[str, set[str]] = {
     "max_min": {"max", "min"},
     "update_ratio": {"change"},
     "norm": {"sq_sum"},
+    "init_std_ratio": {"sum", "sq_sum", "finite_count"},
     "nan": {"nan"},
     "pos_inf": {"pos_inf"},
     "neg_inf": {"neg_inf"},
@@ -163,6 +167,8 @@ def derived(stats: TensorStats, statistic: str) -> float | None:
         return (stats.change_abs_sum / size) / (stats.prev_abs_sum / size + UPDATE_RATIO_EPSILON)
     if statistic == "norm":
         return stats.l2norm
+    if statistic == "init_std_ratio":
+        return std_ratio(stats.sum, stats.sq_sum, stats.finite_count, stats.shape)
     return float(getattr(stats, statistic))
 
 
@@ -194,6 +200,21 @@ def _bounds(condition: Condition, stats: TensorStats, params: dict[str, float],
     return Verdict(bool(reasons), tuple(reasons))
 
 
+def _symmetric(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    if not stats.identical_rows:
+        return Verdict(False)
+    return Verdict(True, (f"all {stats.shape[0]} rows (output units) of shape {tuple(stats.shape)} are identical",))
+
+
+def _init_scale(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
+    """As ``bounds``, with the reason in the weight's terms: its std against sqrt(2/fan_in)."""
+    verdict = _bounds(condition, stats, params)
+    if not verdict.hit or stats.nonfinite_count:
+        return verdict
+    reason = scale_reason(stats.sum, stats.sq_sum, stats.finite_count, stats.shape)
+    return Verdict(True, (f"{reason}; std_ratio_gt {params['std_ratio_gt']:g}",))
+
+
 def _unchanged(condition: Condition, stats: TensorStats, params: dict[str, float]) -> Verdict:
     if stats.change_exceed is None or stats.size == 0:
         return Verdict(False)
@@ -222,7 +243,7 @@ def _judged_per_step(condition: Condition, stats: TensorStats, params: dict[str,
 
 _EVALUATORS = {"overflow": _overflow, "bounds": _bounds, "unchanged": _unchanged, "health": _health,
                "turbulence": _overflow, "labels": _overflow, "frozen": _judged_per_step,
-               "loss_scale": _judged_per_step}
+               "loss_scale": _judged_per_step, "symmetric": _symmetric, "init_scale": _init_scale}
 
 
 def _value_bounds(kind: str) -> tuple[ParamSpec, ...]:
@@ -248,6 +269,13 @@ CONDITIONS: dict[str, Condition] = {
         Condition("weight_initialization", "weights before the first update: all zero, or outside bounds", WEIGHT,
                   "bounds", (ParamSpec("zero_percentage_ge", "zero_percentage", 100.0, PERCENTAGE),
                              ParamSpec("max_gt", "max"), ParamSpec("min_lt", "min")), initial=True, trained_only=True),
+        Condition("weight_symmetric", "weights before the first update whose output units (rows along the first "
+                  "axis; 2 axes or more, 2 rows or more) are all identical: a constant initialisation, symmetry not "
+                  "broken", WEIGHT, "symmetric", initial=True, trained_only=True),
+        Condition("weight_init_scale", "weights before the first update whose standard deviation is above "
+                  "std_ratio_gt x sqrt(2/fan_in), He initialisation's (fan_in: the product of all axes but the "
+                  "first)", WEIGHT, "init_scale",
+                  (ParamSpec("std_ratio_gt", "init_std_ratio", 4.0, NON_NEGATIVE),), initial=True, trained_only=True),
         Condition("weight_overflow", "NaN or +/-Inf in a weight", WEIGHT, "overflow"),
         Condition("gradient_exploding", "NaN or +/-Inf in a gradient", GRADIENT, "overflow"),
         Condition("tensor_overflow", "NaN or +/-Inf in any tensor", ANY, "overflow"),

@@ -14,7 +14,7 @@ from msdbg.engine.hits import Hit
 from msdbg.engine.losscurve import loss_symptoms
 from msdbg.engine.loss import is_loss_value
 from msdbg.engine.structure import (SIGMOID_LOSS_OPS, SOFTMAX_LOSS_OPS, activation_into_loss, broadcast_into_loss,
-                                    constant_gradients, shared_weights)
+                                    constant_gradients, feeding_weights, integer_divisions, shared_weights)
 from msdbg.store.graph import Graph
 
 OVERFLOW_CONDITIONS = {"tensor_overflow", "weight_overflow", "gradient_exploding", "tensor_health"}
@@ -30,6 +30,11 @@ _LOSS_STALLS = {"loss_not_converging"}
 #: A cause that, when found, likely produces these other findings as consequences.
 CONSEQUENCES = {
     "zero_initialization": {"dead_relu", "vanishing_gradients", "frozen_parameters", "no_parameter_updates"},
+    # identical output units of the last layer give every earlier layer a zero gradient (their deltas cancel)
+    "symmetric_initialization": {"dead_relu", "vanishing_gradients", "no_gradient_path", "frozen_parameters",
+                                 "no_parameter_updates"},
+    "init_scale_saturates": {"saturated_activation", "vanishing_gradients", "frozen_parameters",
+                             "no_parameter_updates"},
     "dead_relu": {"frozen_parameters", "vanishing_gradients", "no_parameter_updates"},
     "unnormalised_input": _NAN_FOLLOWERS,
     "vanishing_gradients": {"frozen_parameters", "no_parameter_updates"},
@@ -44,8 +49,11 @@ CONSEQUENCES = {
     "log_of_nonpositive": _LOSS_BLOWS_UP, "division_by_zero": _LOSS_BLOWS_UP, "sqrt_of_negative": _LOSS_BLOWS_UP,
     "exp_overflow": _LOSS_BLOWS_UP, "learning_rate_too_high": _LOSS_BLOWS_UP | {"loss_oscillating"},
     "learning_rate_too_low": _LOSS_STALLS, "frozen_parameters": _LOSS_STALLS, "no_parameter_updates": _LOSS_STALLS,
+    # a loss that grows does not fall either
+    "loss_exploding": _LOSS_STALLS,
 }
-for _root in ("zero_initialization", "dead_relu", "vanishing_gradients"):
+for _root in ("zero_initialization", "symmetric_initialization", "init_scale_saturates", "dead_relu",
+              "vanishing_gradients"):
     CONSEQUENCES[_root] = CONSEQUENCES[_root] | _LOSS_STALLS
 #: Conditions that say a weight did not change.
 UNCHANGED_CONDITIONS = {"weight_not_changed", "weight_frozen"}
@@ -139,6 +147,30 @@ def _vanishing(hits: list[Hit], graphs: list[Graph]) -> list[str]:
         return []
     saturating = sorted({n.op_type for g in graphs for n in g.nodes.values() if n.op_type in SATURATING_OPS})
     return vanishing + [f"graph uses {', '.join(saturating)}"] if saturating else vanishing
+
+
+def _not_all_zero(hit: Hit) -> bool:
+    """A weight that is not all zero (an all-zero one is zero_initialization's)."""
+    return hit.stats.get("zero") != hit.stats.get("size")
+
+
+def _saturating_init(hits: list[Hit], graphs: list[Graph]) -> list[str]:
+    """Sigmoid/Tanh saturated at the first step (activation_range), fed by a weight whose initial scale is far above
+    He's (weight_init_scale, judged at that same step): the initialisation saturates the activation."""
+    large = {(h.entry.step, h.entry.param): h for h in hits
+             if h.condition == "weight_init_scale" and h.entry.param and not h.nonfinite}
+    found = set()
+    for hit in hits:
+        node = hit.entry.graph_node
+        if not large or hit.condition != "activation_range" or hit.entry.op_type not in SATURATING_OPS or node is None:
+            continue
+        graph = next((g for g in graphs if g.nodes.get(node.name) is node), None)
+        for weight in feeding_weights(graph, node.name) if graph is not None else ():
+            scale = large.get((hit.entry.step, weight))
+            if scale is not None:
+                found.add(f"{hit.entry.op_type} {hit.entry.node} saturated at step {hit.step}, fed by {weight}: "
+                          f"{scale.reasons[0]}")
+    return sorted(found)
 
 
 def _is_loss(hit: Hit) -> bool:
@@ -239,7 +271,23 @@ RULES: tuple[Rule, ...] = (
          "Common Tuning Suggestions: Selection and Optimization of Initial Weight Values",
          ("initialise weights with HeUniform/XavierUniform (biases at zero are fine)",),
          _of({"weight_initialization"}),
-         explains=frozenset({"weight_initialization", "gradient_vanishing", "weight_not_changed", "weight_frozen"})),
+         explains=frozenset({"weight_initialization", "weight_symmetric", "gradient_vanishing", "weight_not_changed",
+                             "weight_frozen"})),
+    Rule("symmetric_initialization", "Weight initialisation: a weight starts with identical output units (a "
+         "constant), symmetry is not broken: with equal biases the units get identical gradients and stay identical",
+         "Common Tuning Suggestions: Selection and Optimization of Initial Weight Values",
+         ("initialise weights with random values (HeUniform/XavierUniform, MindSpore's default), not a constant "
+          "such as 'ones' or Constant(c) (biases and BatchNorm gamma/beta at a constant are fine)",),
+         _of({"weight_symmetric"}, _not_all_zero),
+         explains=frozenset({"weight_symmetric", "gradient_vanishing", "weight_not_changed", "weight_frozen"})),
+    Rule("init_scale_saturates", "Weight initialisation: initial weights far larger than usual saturate the "
+         "Sigmoid/Tanh after them from the first step",
+         "Common Tuning Suggestions: Selection and Optimization of Initial Weight Values; Checking the Loss Curve: "
+         "the activation value is saturated",
+         ("initialise the layer with HeUniform/XavierUniform (std about sqrt(2/fan_in)) or a Normal of that sigma",
+          "or normalise before the activation (BatchNorm, LayerNorm)"),
+         _saturating_init,
+         explains=frozenset({"weight_init_scale", "activation_range"})),
     Rule("unnormalised_input", "Data: input features are not normalised (very large values)",
          "Data Optimization: Normalizing Data; Checking the Input Data",
          ("standardise each feature (subtract the mean, divide by the std) before training",),
@@ -351,6 +399,14 @@ RULES: tuple[Rule, ...] = (
          "Checking the Loss Curve: the loss convergence is slow (loss flapping)",
          ("lower the learning rate, or increase the batch size", "check that the data is shuffled"),
          _from_curve),
+    Rule("integer_division", "API misuse: an integer division (the quotient floored) where a float division was "
+         "meant", "Checking the Model Structure: the API is improperly used (floating-point division should be "
+         "used, but integer division is used)",
+         ("`//` (and ops.floor_div) on integer tensors floors the quotient: cast to float first and divide with `/`, "
+          "e.g. ops.cast(x, ms.float32) / 255",
+          "if the floor is intended (bucketing, coarse labels), nothing is wrong"),
+         lambda hits, graphs: integer_divisions(graphs),
+         explains=frozenset(set())),
 )
 
 

@@ -316,12 +316,19 @@ class _TensorEvaluation:
         """The parameter's pre-update copy in this step, looked up only for conditions that need it."""
         return pre_update_entry(self.entry, self.entries, self.graph)
 
+    @cached_property
+    def before_stats(self) -> _TensorStats:
+        """Statistics of the pre-update copy, read once for every initial watchpoint."""
+        return _TensorStats(self.before)
+
     def run(self, watching: tuple[Watchpoint, ...], inputs_dumped: bool) -> None:
         """Judge every watchpoint; keep a copy for the next step's change conditions when its dump will hold no
         pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only); add the tensor's statistics
         to the result when the plan records them (computed with the plain watchpoints' in one pass)."""
         self.result.tensors_checked += 1
         self.base_needs = self.plan.shared_needs(watching)
+        # one pass over the pre-update value serves every initial watchpoint (weight_initialization, _symmetric, ...)
+        self.initial_needs = frozenset().union(*(self.plan.needs[w.number] for w in watching if w.condition.initial))
         for watchpoint in watching:
             if watchpoint.condition.kind == "frozen":
                 self._vote_unchanged(watchpoint)
@@ -377,8 +384,8 @@ class _TensorEvaluation:
         if condition.initial:
             if self.before is None:
                 self.result.missing.setdefault((watchpoint.number, _NO_PRE_UPDATE), []).append(name)
-                return self.current.get(needs)
-            return _TensorStats(self.before).get(needs)
+                return self.current.get(needs, shared=self.initial_needs)
+            return self.before_stats.get(needs, shared=self.initial_needs)
         if condition.needs_previous:
             previous = self.before.load() if self.before is not None else self.history.previous(self.key)
             if previous is None:

@@ -1,5 +1,6 @@
 """The guide's loss-curve symptoms, read from the loss of every training step: NaN/Inf, exactly 0, exploding,
-not converging, oscillating, each with the step where it started.
+not converging, oscillating, each with the step where it started (for an exploding loss, the first step of the
+uninterrupted rise that crosses the bound; for a zigzag, the first of ZIGZAG_START reversals in a row).
 
 Thresholds are chosen to stay silent on healthy training: the trend rules need a run of at least MIN_STEPS
 finite values and compare averages of whole quarters of the run, never single noisy steps.
@@ -19,6 +20,7 @@ EARLY_STEPS = 5
 FLAT_DECREASE = 0.01  # the last quarter's mean under 1% below the first quarter's: not converging
 ZIGZAG_SHARE = 0.8  # share of consecutive differences that change sign
 ZIGZAG_AMPLITUDE = 0.2  # mean |step-to-step change| relative to the mean loss
+ZIGZAG_START = 4  # the zigzag starts at the first of this many direction reversals in a row
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,21 @@ def _exploding(finite: list[tuple[int, float]]) -> LossSymptom | None:
     if early <= 0.0:
         return None
     run = []
-    for step, value in finite[EARLY_STEPS:]:
-        run = run + [step] if abs(value) > EXPLODE_FACTOR * early else []
+    for index in range(EARLY_STEPS, len(finite)):
+        run = run + [index] if abs(finite[index][1]) > EXPLODE_FACTOR * early else []
         if len(run) >= EXPLODE_STEPS:
-            return LossSymptom("loss_exploding", run[0], f"the loss grows past {EXPLODE_FACTOR:g}x its early "
-                                                         f"median ({early:.4g}) from step {run[0]}")
+            crossed, start = finite[run[0]][0], finite[_rise_start(finite, run[0])][0]
+            since = f", rising every step since step {start}" if start != crossed else ""
+            return LossSymptom("loss_exploding", start, f"the loss grows past {EXPLODE_FACTOR:g}x its early median "
+                                                        f"({early:.4g}) from step {crossed}{since}")
     return None
+
+
+def _rise_start(finite: list[tuple[int, float]], index: int) -> int:
+    """The first index of the uninterrupted rise (each value above the one before) that ends at ``index``."""
+    while index >= 2 and finite[index - 1][1] > finite[index - 2][1]:
+        index -= 1
+    return index
 
 
 def _quarters(finite: list[tuple[int, float]]) -> tuple[float, float] | None:
@@ -93,11 +104,14 @@ def _oscillating(finite: list[tuple[int, float]]) -> LossSymptom | None:
         return None
     values = [value for _, value in finite]
     changes = [b - a for a, b in zip(values, values[1:])]
-    flips = sum(1 for a, b in zip(changes, changes[1:]) if a * b < 0)
+    reversals = [a * b < 0 for a, b in zip(changes, changes[1:])]
+    flips = sum(reversals)
     level = fmean(abs(v) for v in values)
     amplitude = fmean(abs(c) for c in changes)
     if flips < ZIGZAG_SHARE * (len(changes) - 1) or not level or amplitude < ZIGZAG_AMPLITUDE * level:
         return None
-    return LossSymptom("loss_oscillating", finite[0][0],
-                       f"the loss zigzags: {flips} of {len(changes) - 1} changes reverse direction, by "
-                       f"{amplitude:.4g} on average ({100 * amplitude / level:.0f}% of its level)")
+    # reversal i turns at value i + 1: a run of them starting at i zigzags from value i on
+    start = next((finite[i][0] for i in range(len(reversals)) if all(reversals[i:i + ZIGZAG_START])), finite[0][0])
+    return LossSymptom("loss_oscillating", start,
+                       f"the loss zigzags from step {start}: {flips} of {len(changes) - 1} changes reverse direction, "
+                       f"by {amplitude:.4g} on average ({100 * amplitude / level:.0f}% of its level)")

@@ -13,6 +13,10 @@ from __future__ import annotations
 RECOMMENDED: tuple[tuple[str, dict[str, str], str | None], ...] = (
     ("tensor_overflow", {}, None),
     ("weight_initialization", {"zero_percentage_ge": "100"}, "re:weight$"),
+    # Constant-initialised units (symmetry not broken), and initial scales far above He's (what saturates a
+    # Sigmoid/Tanh from the first step: diagnose joins the two).
+    ("weight_symmetric", {}, "re:weight$"),
+    ("weight_init_scale", {}, "re:weight$"),
     ("gradient_vanishing", {"abs_mean_lt": "1e-9"}, None),
     ("gradient_too_large", {"abs_mean_gt": "1e3"}, None),
     ("weight_frozen", {}, None),

@@ -35,11 +35,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from msdbg.engine.initweights import rows_identical
 from msdbg.store.npyfile import release_pages
 
 STAT_NAMES: frozenset[str] = frozenset({
     "nonfinite", "nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "min", "max", "sum", "abs_sum", "sq_sum",
-    "finite_count", "range_count", "change",
+    "finite_count", "range_count", "change", "identical_rows",
 })
 #: The summary every recorded tensor gets (min, max, mean, abs-mean, L2 norm, NaN/Inf/zero counts derive from it).
 SUMMARY_NEEDS: frozenset[str] = frozenset({"nonfinite", "zero", "min", "max", "sum", "abs_sum", "sq_sum",
@@ -83,6 +84,7 @@ class TensorStats:
     change_exceed: int | None = None  # elements not within atol + rtol * |prev| of previous (NaN/Inf: exceed)
     change_abs_sum: float | None = None  # sum of |cur - prev| where both are finite
     prev_abs_sum: float | None = None  # sum of |prev| over finite prev elements
+    identical_rows: bool | None = None  # every row along axis 0 equals the first (engine/initweights.py)
 
     @property
     def mean(self) -> float | None:
@@ -136,9 +138,15 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
 
     ``nonfinite`` fills the nan/pos_inf/neg_inf counts by the cheapest exact route; ``range_count`` needs
     ``value_range``; ``change`` needs ``previous`` (same shape) and fills change_exceed, change_abs_sum and
-    prev_abs_sum. ``dtype_hint`` is the tensor's dtype as its dump names it ('bfloat16' decodes raw bits).
+    prev_abs_sum. ``identical_rows`` compares the rows along axis 0 apart from that pass
+    (initweights.rows_identical: two rows for a random weight). ``dtype_hint`` is the tensor's dtype as its dump names it ('bfloat16' decodes raw bits).
     """
     needs = frozenset(needs)
+    if "identical_rows" in needs:
+        stats = compute_stats(array, needs - {"identical_rows"}, value_range=value_range, previous=previous,
+                              rtol=rtol, atol=atol, chunk_elements=chunk_elements, dtype_hint=dtype_hint)
+        stats.identical_rows = rows_identical(np.asarray(array))
+        return stats
     if needs - STAT_NAMES:
         raise ValueError(f"unknown statistics {sorted(needs - STAT_NAMES)}; accepted: {', '.join(sorted(STAT_NAMES))}")
     array = np.asarray(array)

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from msdbg.errors import MsdbgError, UsageError
 from msdbg.leftovers import alive, owned_by_me
+from msdbg.numeric import is_ascii_int
 
 VERSION = 1
 MAX_REQUEST = 1 << 20  # a command line, a greeting
@@ -70,7 +71,7 @@ def parse_tcp(text: str, what: str, port_zero: bool) -> Address:
         raise UsageError(f"{what} {text!r}: {host} is not a loopback address; msdbg listens on this machine only "
                          "(127.0.0.1 or [::1]); reach it from elsewhere through an SSH tunnel")
     lowest = 0 if port_zero else 1
-    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
+    if not is_ascii_int(port) or not lowest <= int(port) <= 65535:
         raise UsageError(f"{what} {text!r}: port {port!r} is not a number from {lowest} to 65535")
     return Address("tcp", str(ip), int(port))
 
@@ -86,7 +87,7 @@ def parse_listen(text: str | None) -> Address:
 
 def parse_target(text: str) -> Address:
     """The target of ``msdbg attach``: a PID, or ``tcp:HOST:PORT``."""
-    if text.isascii() and text.isdigit() and int(text) > 0:
+    if is_ascii_int(text) and int(text) > 0:
         return Address("unix", pid=int(text))
     if text.startswith("tcp:"):
         return parse_tcp(text, "attach", port_zero=False)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 
+from msdbg.numeric import is_ascii_int
 from msdbg.repl.layout import terminal_width, wrap
 
 PAGER_ENV = "MSDBG_PAGER"  # the pager command (default: $PAGER, else 'less -R -F -X'); empty: never page
@@ -20,7 +21,7 @@ PAGER_ENV = "MSDBG_PAGER"  # the pager command (default: $PAGER, else 'less -R -
 
 def output_width() -> int | None:
     """The width output is wrapped to: the terminal's, or ``$COLUMNS`` when set; None on a pipe."""
-    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdecimal():
+    if sys.stdout.isatty() or is_ascii_int(os.environ.get("COLUMNS", "")):
         return terminal_width()
     return None
 

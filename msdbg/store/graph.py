@@ -77,6 +77,7 @@ class Node:
     inputs: list[str] = field(default_factory=list)
     shape: tuple[int, ...] = ()
     source: list[SourceLine] = field(default_factory=list)
+    dtype: str = ""  # the output's element type ("int32", "float32"), "" when unknown or not a tensor
 
     @property
     def is_parameter(self) -> bool:
@@ -434,8 +435,8 @@ def read_graph(rank_dir: str, graph_id: int) -> Graph:
 
 
 def _read_pb_nodes(path: str) -> list[Node]:
-    return [Node(name, full_name, op_type, scope, list(inputs), tuple(shape))
-            for name, full_name, op_type, scope, inputs, shape in read_rows(path)]
+    return [Node(name, full_name, op_type, scope, list(inputs), tuple(shape), dtype=dtype)
+            for name, full_name, op_type, scope, inputs, shape, dtype in read_rows(path)]
 
 
 def _read_ir(path: str) -> tuple[dict[str, list[SourceLine]], dict[str, bool]]:

@@ -10,7 +10,8 @@ set in ``mindspore/run_check/_check_version.py`` for large checkpoints). So:
   not import MindSpore (``python -m msdbg.store.pbreader PATH``), which returns the rows with ``marshal``; the
   training's own protobuf setting is left alone. Smaller graphs, or a child that fails, are parsed in process.
 
-A row is ``(name, full_name, op_type, scope, inputs, shape)``; parameters come first, with op_type "Parameter".
+A row is ``(name, full_name, op_type, scope, inputs, shape, dtype)``; parameters come first, with op_type
+"Parameter"; dtype is the output's element type in NumPy's words ("int32", "float16"), "" when not a tensor.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 
 from msdbg.errors import MsdbgError
 
-Row = tuple[str, str, str, str, list[str], tuple[int, ...]]
+Row = tuple[str, str, str, str, list[str], tuple[int, ...], str]
 # Below this size the in-process parse is quick even in pure Python (about 40 ms per MB, measured).
 CHILD_PARSE_BYTES = 1 << 20
 _ANF_IR_MODULE = "msdbg_anf_ir_pb2"
@@ -95,9 +96,11 @@ def _parse(path: str) -> list[Row]:
         raise GraphError(f"graph file {path}: cannot be parsed ({type(exc).__name__})") from None
     if not model.graph.node and not model.graph.parameters:
         raise GraphError(f"graph file {path}: holds no graph")
-    rows: list[Row] = [(p.name, p.name, "Parameter", "", [], _shape_of(p.type)) for p in model.graph.parameters]
+    dtype_names = anf_ir_pb2().DataType
+    rows: list[Row] = [(p.name, p.name, "Parameter", "", [], _shape_of(p.type), _dtype_of(p.type, dtype_names))
+                       for p in model.graph.parameters]
     rows.extend((n.name, n.full_name or n.name, n.op_type, n.scope, [i.name for i in n.input],
-                 _shape_of(n.output_type)) for n in model.graph.node)
+                 _shape_of(n.output_type), _dtype_of(n.output_type, dtype_names)) for n in model.graph.node)
     return rows
 
 
@@ -106,6 +109,15 @@ def _shape_of(type_proto) -> tuple[int, ...]:
         return tuple(int(d.size) for d in type_proto.tensor_type.shape.dim)
     except AttributeError:
         return ()
+
+
+def _dtype_of(type_proto, dtype_names) -> str:
+    """``DT_INT32`` -> "int32"; "" for a tuple, a scalar, an undefined or an unknown type."""
+    try:
+        name = dtype_names.Name(type_proto.tensor_type.elem_type)
+    except (AttributeError, ValueError):  # no tensor type; a number this anf_ir.proto does not name
+        return ""
+    return name[3:].lower() if name.startswith("DT_") and name != "DT_UNDEFINED" else ""
 
 
 def anf_ir_pb2():

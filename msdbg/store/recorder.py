@@ -204,19 +204,20 @@ class _Transaction:
 
 
 def encode_graph(graph: Graph) -> bytes:
-    """The graph's nodes (with shapes and source lines), parameter kinds and execution order, compressed."""
+    """The graph's nodes (with shapes, source lines and dtypes), parameter kinds and execution order, compressed."""
     nodes = [[n.name, n.full_name, n.op_type, n.scope, n.inputs, list(n.shape),
-              [[s.path, s.line, s.code] for s in n.source]] for n in graph.nodes.values()]
+              [[s.path, s.line, s.code] for s in n.source], n.dtype] for n in graph.nodes.values()]
     order = sorted(graph.exec_index, key=graph.exec_index.get)
     body = {"id": graph.graph_id, "nodes": nodes, "param_kinds": graph.param_kinds, "order": order}
     return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 6)
 
 
 def decode_graph(blob: bytes) -> Graph:
-    """The Graph ``encode_graph`` stored."""
+    """The Graph ``encode_graph`` stored (recordings made before dtypes were stored give nodes without one)."""
     from msdbg.store.graph import Node, SourceLine
 
     body = json.loads(zlib.decompress(blob))
-    nodes = [Node(name, full, op, scope, list(inputs), tuple(shape), [SourceLine(*s) for s in source])
-             for name, full, op, scope, inputs, shape, source in body["nodes"]]
+    nodes = [Node(name, full, op, scope, list(inputs), tuple(shape), [SourceLine(*s) for s in source],
+                  dtype[0] if dtype else "")
+             for name, full, op, scope, inputs, shape, source, *dtype in body["nodes"]]
     return Graph(body["id"], nodes, body["param_kinds"], body["order"])

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import mindspore as ms
 import mindspore.dataset as ds
-from mindspore import nn, ops
+from mindspore import nn
 from mindspore.train import Model
 
 ms.set_context(mode=ms.GRAPH_MODE)
