@@ -1,7 +1,8 @@
 /* One-pass statistics of a flat, contiguous buffer: the compiled kernel of msdbg/engine/stats.py.
  *
- * reduce(buffer, kind, mode, low, high) reads the buffer once, in blocks of BLOCK elements, with the GIL released,
- * and returns (nan, pos_inf, neg_inf, zero, neg, range_count, min, max, sum, abs_sum, sq_sum):
+ * reduce(buffer, kind, mode, low, high) reads the buffer once, in blocks of BLOCK elements (the GIL released
+ * from GIL_RELEASE_BYTES up), and returns
+ * (nan, pos_inf, neg_inf, zero, neg, range_count, min, max, sum, abs_sum, sq_sum):
  *   kind   'e' float16, 'f' float32, 'd' float64, 'B' bfloat16 (raw bits), 'i1' 'i2' 'i4' 'i8' 'u1' 'u2' 'u4' 'u8'
  *          integers, '?' bool (integers and bool are read as float64 and hold no NaN/Inf);
  *   mode   0: count NaN/+Inf/-Inf only (the other fields are 0); 1: every statistic but range_count (0);
@@ -453,6 +454,9 @@ static float float32_bound(double value, int up) {
     return f;
 }
 
+/* Buffers from this size up are reduced with the GIL released (256 KB: about 20 microseconds of work). */
+#define GIL_RELEASE_BYTES (256 * 1024)
+
 /* The finite-block loop for 2-byte floats on this CPU (set when the module loads). */
 static TwoByteLoop two_byte_loop = portable_2byte;
 
@@ -480,7 +484,10 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
     Totals t = {0, 0, 0, 0, 0, 0, NAN, NAN, 0.0, 0.0, 0.0};
     const void *data = view.buf;
     int integers = kind[0] == 'i' || kind[0] == 'u' || kind[0] == '?';
-    Py_BEGIN_ALLOW_THREADS
+    /* Small buffers are reduced holding the GIL: taking it back after a few microseconds of work can wait for
+       another thread's switch interval, and each hand-over costs more than the work (a step's many small tensors
+       on a worker thread beside the training). */
+    PyThreadState *released = view.len >= GIL_RELEASE_BYTES ? PyEval_SaveThread() : NULL;
     if (kind[0] == 'f') reduce_f32(data, n, &req, &t);
     else if (kind[0] == 'd') reduce_f64(data, n, &req, &t);
     else if (kind[0] == 'e' || kind[0] == 'B')
@@ -495,7 +502,7 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
         else if (strcmp(kind, "u4") == 0) reduce_u4(data, n, &req, &t);
         else reduce_u8(data, n, &req, &t);
     }
-    Py_END_ALLOW_THREADS
+    if (released != NULL) PyEval_RestoreThread(released);
     PyBuffer_Release(&view);
     return Py_BuildValue("(LLLLLLddddd)", (long long)t.nan, (long long)t.pos_inf, (long long)t.neg_inf,
                          (long long)t.zero, (long long)t.neg, (long long)t.range, t.min, t.max, t.sum, t.abs_sum,

@@ -129,7 +129,7 @@ class Session:
         for key, part in zip(keys, parts):
             self._keep(key, step, part.result)
             if self.recorder is not None:
-                self._record(key, part.entries, part.result, part.graph)
+                self._record(key, training, part.entries, part.result, part.graph)
         phase, seen, last = self._steps_seen.get((step.rank, step.root), (step.phase, 0, -1))
         if step.number != last:
             self._steps_seen[(step.rank, step.root)] = (phase, seen + 1, step.number)
@@ -181,7 +181,7 @@ class Session:
         self.notes.extend(n for n in result.notes if n not in self.notes)
         return result
 
-    def _record(self, key: StepKey, entries: list[TensorEntry], result: StepResult, graph) -> None:
+    def _record(self, key: StepKey, training: bool, entries: list[TensorEntry], result: StepResult, graph) -> None:
         """Write the step to the flight recorder; a failure (disk full, ...) stops recording, never the run."""
         try:
             described = [w.describe() for w in self.watchpoints.items.values()]
@@ -189,7 +189,7 @@ class Session:
                 self.recorder.record_watchpoints(self.watchpoints.items.values())
                 self._recorded_watchpoints = described
             loss, lr, loss_scale = step_scalars(entries, result.recorded, graph)
-            self.recorder.record_step(key, training=self.is_training_step(key), tensors=result.recorded,
+            self.recorder.record_step(key, training=training, tensors=result.recorded,
                                       hits=result.hits, graph=graph, loss=loss, lr=lr, loss_scale=loss_scale)
         except Exception as exc:  # noqa: BLE001  the recorder must not end the training
             self.warnings.append(f"flight recorder {self.recorder.path}: {type(exc).__name__}: {exc}; "

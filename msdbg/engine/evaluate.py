@@ -159,15 +159,17 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     judged = [w for w in watchpoints if not w.condition.cross_rank and not w.condition.labels
               and not w.condition.per_step]
     plan = _Plan(judged, record)
+    targets = _targets_of(judged)
     watched = [(entry, watching) for entry in entries if evaluated(entry)
-               if (watching := tuple(w for w in judged if w.watches(entry) and context.judges(w, entry)))]
+               if (watching := tuple(w for w in targets.watching(entry) if context.judges(w, entry)))]
+    opened = _open_all(watched, plan)
     for entry, _ in watched:
         _note_dtype(entry, history, result)
-    work = [(entry, watching) for entry, watching in watched if is_float(entry)]
-    ready = _prefetch(work, plan) if len(work) >= PARALLEL_MIN_TENSORS else {}
-    for entry, watching in work:
+    for entry, watching in watched:
+        if not is_float(entry):
+            continue
         try:
-            _TensorEvaluation(entry, entries, graph, history, result, plan, ready.get(id(entry))).run(
+            _TensorEvaluation(entry, entries, graph, history, result, plan, opened.get(id(entry))).run(
                 watching, inputs_dumped)
         except MsdbgError as exc:
             result.errors.append(str(exc))
@@ -208,37 +210,76 @@ def _note_dtype(entry: TensorEntry, history: History, result: StepResult) -> Non
         result.notes.append(note)
 
 
-# A step with at least this many tensors to check has their shared statistics computed on two threads first: the
-# kernel and file reads release the GIL, so large tensors are reduced on both cores (resnet18: 529 tensors, 196 MB
-# a step). Fewer, small tensors (the tiny MLP: 32) cost more in thread hand-over than they gain.
+# A step with at least this many tensors to check has them read and their shared statistics computed on two
+# threads: file reads and the kernel (from 256 KB) release the GIL, so large tensors are reduced on both cores
+# (resnet18: 529 tensors, 196 MB a step). Fewer, small tensors (the tiny MLP: 32) cost more in thread hand-over than they gain.
 PARALLEL_MIN_TENSORS = 100
 _pool: ThreadPoolExecutor | None = None
 
 
-def _prefetch(work: list[tuple[TensorEntry, tuple[Watchpoint, ...]]], plan: _Plan) -> dict[int, _TensorStats]:
-    """Read and reduce the tensors' shared statistics, half on a worker thread and half here; by id(entry). A
-    tensor that fails is left out: evaluating it again reports the error in order."""
+def _open_all(watched: list[tuple[TensorEntry, tuple[Watchpoint, ...]]], plan: _Plan) -> dict[int, _TensorStats]:
+    """Read the watched tensors (a file's one read gives its header, so the dtype checks after it read nothing
+    more) and reduce the float ones' shared statistics; by id(entry). Large steps are split with a worker thread.
+    A tensor that fails is left out: evaluating it again reports the error in order."""
     global _pool
+    jobs = [(entry, plan.shared_needs(watching)) for entry, watching in watched]
+    if len(jobs) < PARALLEL_MIN_TENSORS:
+        return _open_part(jobs)
     if _pool is None:
         _pool = worker("msdbg-stats")
-    jobs = [(entry, plan.shared_needs(watching)) for entry, watching in work]
-    other = _pool.submit(_prefetch_part, jobs[1::2])
-    ready = _prefetch_part(jobs[0::2])
+    other = _pool.submit(_open_part, jobs[1::2])
+    ready = _open_part(jobs[0::2])
     ready.update(other.result())
     return ready
 
 
-def _prefetch_part(jobs: list[tuple[TensorEntry, frozenset[str]]]) -> dict[int, _TensorStats]:
+def _open_part(jobs: list[tuple[TensorEntry, frozenset[str]]]) -> dict[int, _TensorStats]:
     ready = {}
     for entry, needs in jobs:
+        if entry.loader is not None and not is_float(entry):  # a tensor in memory: its dtype is known unread
+            continue
         try:
             stats = _TensorStats(entry)
-            if needs and entry.stats is None:
+            if needs and entry.stats is None and is_float(entry):
                 stats.get(needs, shared=needs)
         except (MsdbgError, ValueError, OSError):
             continue
         ready[id(entry)] = stats
     return ready
+
+
+class _Targets:
+    """Which watchpoints watch a tensor, kept by what decides it (node, op type, parameter, category): every step
+    of a graph names the same tensors."""
+
+    def __init__(self, watchpoints: list[Watchpoint]):
+        self.watchpoints = watchpoints  # held, so the ids in the signature stay theirs
+        self.signature = _signature(watchpoints)
+        self._known: dict[tuple, tuple[Watchpoint, ...]] = {}
+
+    def watching(self, entry: TensorEntry) -> tuple[Watchpoint, ...]:
+        key = (entry.node, entry.op_type, entry.param, entry.category)
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = tuple(w for w in self.watchpoints if w.watches(entry))
+        return known
+
+
+def _signature(watchpoints: list[Watchpoint]) -> tuple:
+    """What Watchpoint.watches depends on, besides the tensor."""
+    return tuple((id(w), w.enabled, w.condition.name, id(w.target)) for w in watchpoints)
+
+
+_targets: _Targets | None = None
+
+
+def _targets_of(watchpoints: list[Watchpoint]) -> _Targets:
+    """The last steps' _Targets while the watchpoints are the same, else a new one."""
+    global _targets
+    targets = _targets
+    if targets is None or targets.signature != _signature(watchpoints):
+        targets = _targets = _Targets(watchpoints)
+    return targets
 
 
 class _Plan:

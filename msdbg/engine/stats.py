@@ -3,8 +3,8 @@
 ``compute_stats`` walks an array (usually a read-only memmap of a dump file, possibly larger than memory) in
 chunks of ``CHUNK_ELEMENTS`` and computes only the statistics asked for, so memory stays at a few chunks
 whatever the tensor's size. The compiled kernel (msdbg/_statskernel.c, built by ``pip install`` where a C
-compiler exists) does it in one pass per contiguous window with the GIL released; without it, or with
-``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy). Both follow these conventions:
+compiler exists) does it in one pass per contiguous window, with the GIL released from 256 KB up; without it, or
+with ``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy). Both follow these conventions:
 
 * NaN, +Inf and -Inf are counted apart (``nan``, ``pos_inf``, ``neg_inf``); every other statistic covers the
   FINITE elements only, so ``zero + neg + pos + nan + pos_inf + neg_inf == size``.
@@ -233,18 +233,15 @@ def _kernel_request(needs: frozenset[str]) -> tuple[int, frozenset[str]]:
     return mode, frozenset(name for need in needs for name in _FIELDS.get(need, (need,)))
 
 
-# What the kernel returns, in order.
-_KERNEL_FIELDS = ("nan", "pos_inf", "neg_inf", "zero", "neg", "range_count", "min", "max", "sum", "abs_sum", "sq_sum")
-
-
 def _kernel_totals(reduced: tuple, size: int) -> dict:
     """The kernel's figures for ``size`` elements as TensorStats fields (min/max None without finite values)."""
-    totals = dict(zip(_KERNEL_FIELDS, reduced))
-    finite = size - totals["nan"] - totals["pos_inf"] - totals["neg_inf"]
-    totals.update(finite_count=finite, pos=finite - totals["zero"] - totals["neg"])
+    nan, pos_inf, neg_inf, zero, neg, range_count, low, high, total, abs_sum, sq_sum = reduced  # the kernel's order
+    finite = size - nan - pos_inf - neg_inf
     if not finite:
-        totals["min"] = totals["max"] = None
-    return totals
+        low = high = None
+    return {"nan": nan, "pos_inf": pos_inf, "neg_inf": neg_inf, "zero": zero, "neg": neg, "range_count": range_count,
+            "min": low, "max": high, "sum": total, "abs_sum": abs_sum, "sq_sum": sq_sum, "finite_count": finite,
+            "pos": finite - zero - neg}
 
 
 def _add_totals(totals: dict, more: dict) -> None:

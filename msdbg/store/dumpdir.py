@@ -7,6 +7,7 @@ wrote on its own.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from msdbg.engine.stats import TensorStats
 from msdbg.numeric import is_ascii_int
 from msdbg.store.filenames import TensorFileName, dump_op_name, parse_tensor_filename
 from msdbg.store.graph import Graph, Node, TensorRole, is_optimizer_state_name, read_graph
-from msdbg.store.npyfile import NpyLayout, TensorFileError, open_npy, read_header
+from msdbg.store.npyfile import NpyLayout, TensorFileError, read_header, read_npy
 from msdbg.store.placement import KernelKey, dumped_kernels, place_kernels
 from msdbg.store.pbreader import GraphError
 from msdbg.store.statistic import StatisticRow, read_statistic_csv
@@ -69,6 +70,7 @@ class TensorEntry:
     available: frozenset[str] = frozenset()
     unplaced: bool = False  # the step has a graph, but no node of it is known to have written this tensor
     _layout: NpyLayout | None = field(default=None, init=False, repr=False, compare=False)  # not copied by replace()
+    _dtype: str | None = field(default=None, init=False, repr=False, compare=False)  # dtype, once known
     loader: Callable[[], np.ndarray] | None = None  # a tensor held in memory (PyNative capture), not a file
 
     @property
@@ -87,18 +89,22 @@ class TensorEntry:
     @property
     def dtype(self) -> str:
         """The tensor's dtype as its bytes have it ('float32'; read from the .npy header and size), 'bfloat16' for a
-        file named BFloat16 holding 2-byte raw bits, the CSV's for a statistics row, the name's for a file that
-        cannot be read (raises nothing: load() says what is wrong)."""
+        file named BFloat16 holding 2-byte raw bits, the CSV's for a statistics row, the name's for a tensor in
+        memory and for a file that cannot be read (raises nothing: load() says what is wrong)."""
+        if self._dtype is not None:
+            return self._dtype
         named = self.file.dtype.lower()
-        if self.stats is not None:
+        if self.stats is not None or self.loader is not None:
             return named
         try:
             layout = self.layout()
         except TensorFileError:
             return named
         if named == "bfloat16" and layout.dtype.itemsize == 2 and layout.dtype.kind in "iuV":
-            return named
-        return layout.dtype.name
+            self._dtype = named
+        else:
+            self._dtype = _dtype_name(layout.dtype)
+        return self._dtype
 
     def dtype_note(self) -> str | None:
         """One line when the file name's dtype is not the one its bytes have. None for the known cases: MindSpore's
@@ -122,12 +128,21 @@ class TensorEntry:
         return self._layout
 
     def load(self) -> np.ndarray:
-        """The tensor, memory-mapped read-only (raises TensorFileError naming the file)."""
+        """The tensor, memory-mapped read-only (raises TensorFileError naming the file); its header is kept for
+        layout() and dtype, so loading first reads the file once."""
         if self.stats is not None:
             raise TensorFileError(f"tensor {self.label}: {self.path} holds its statistics only, not its values")
         if self.loader is not None:
             return self.loader()
-        return open_npy(self.path)
+        layout, array = read_npy(self.path)
+        if self._layout is None:
+            self._layout = layout
+        return array
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_name(dtype: np.dtype) -> str:
+    return dtype.name  # NumPy builds the name anew at each call
 
 
 @dataclass

@@ -49,17 +49,8 @@ def parse_tensor_filename(name: str) -> TensorFileName | None:
     op_type, sep, op_name = head.partition(".")
     if not sep or not op_type or not op_name:
         return None
-    return TensorFileName(
-        op_type=op_type,
-        op_name=op_name,
-        task_id=int(match["task"]),
-        stream_id=int(match["stream"]),
-        timestamp=int(match["timestamp"]),
-        io=match["io"],
-        slot=int(match["slot"]),
-        format=match["format"],
-        dtype=match["dtype"] or "",
-    )
+    task, stream, timestamp, io, slot, layout, dtype = match.groups()  # one call: a step lists many files
+    return TensorFileName(op_type, op_name, int(task), int(stream), int(timestamp), io, int(slot), layout, dtype or "")
 
 
 def dump_op_name(full_name: str) -> str:

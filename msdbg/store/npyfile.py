@@ -58,18 +58,23 @@ def open_npy(path: str) -> np.ndarray:
     one system call, and each distinct header is parsed once (a step's files repeat the same few headers). Raises
     TensorFileError with a one-line message naming the file.
     """
+    return read_npy(path)[1]
+
+
+def read_npy(path: str) -> tuple[NpyLayout, np.ndarray]:
+    """open_npy's array with the file's layout (read_header's), from the same read."""
     layout, data = _read(path)
     shape, dtype, offset, order = layout.shape, layout.dtype, layout.offset, "F" if layout.fortran else "C"
     count = _count(shape)
     if count == 0:
-        return np.zeros(shape, dtype=dtype)
+        return layout, np.zeros(shape, dtype=dtype)
     if count * dtype.itemsize <= SMALL_FILE_BYTES:
         if len(data) < offset + count * dtype.itemsize:  # only the header was read, or the file grew since
             with open(path, "rb") as handle:
                 data = handle.read(offset + count * dtype.itemsize)
         # read-only (a view of bytes), like the memory maps of larger tensors
-        return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape, order=order)
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+        return layout, np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape, order=order)
+    return layout, np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
 
 
 def _read(path: str) -> tuple[NpyLayout, bytes]:

@@ -1,0 +1,66 @@
+"""Evaluation does each piece of work once: a tensor file is read once per step, and which watchpoints watch a
+tensor is worked out once and kept only while the watchpoints stay the same."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+import msdbg.commands  # noqa: F401  (registers the commands)
+from msdbg.commands.registry import execute
+from msdbg.session import Session
+from msdbg.store import npyfile
+from msdbg.store.dumpdir import DumpDir
+
+
+def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeypatch):
+    reads: Counter[str] = Counter()
+    read = npyfile._read
+
+    def counting(path: str):
+        reads[path] += 1
+        return read(path)
+
+    monkeypatch.setattr(npyfile, "_read", counting)
+    session = Session(dump=DumpDir(str(jit_nan_dump)))
+    execute(session, "watch recommended")
+    key = session.dump.steps()[-1]
+    entries = session.dump.tensors(key)
+    reads.clear()  # placing the step's kernels in the graph reads some headers first: that is the listing's
+    (_, result), = session.evaluate_keys([key])
+    float_outputs = [e.path for e in entries if e.io == "output" and e.dtype.startswith("float")]
+    assert result.tensors_checked == len(float_outputs) > 10
+    assert {path: reads[path] for path in float_outputs} == dict.fromkeys(float_outputs, 1)
+
+
+def _steps(root, iterations: int) -> None:
+    """Hand-written steps in MindSpore's file-name layout: a weight-like Add output holding a NaN and a finite
+    Mul output."""
+    for iteration in range(iterations):
+        folder = root / "rank_0" / "Net" / "0" / str(iteration)
+        folder.mkdir(parents=True)
+        np.save(folder / "Add.Default_Add-op0.0.0.100.output.0.DefaultFormat.Float32.npy",
+                np.array([1.0, np.nan], np.float32))
+        np.save(folder / "Mul.Default_Mul-op1.0.0.200.output.0.DefaultFormat.Float32.npy",
+                np.array([1.0, 2.0], np.float32))
+
+
+def test_watchpoints_changed_between_steps_are_followed(tmp_path):
+    _steps(tmp_path, 4)
+    session = Session(dump=DumpDir(str(tmp_path)))
+    execute(session, "watch tensor_overflow")
+    keys = session.dump.steps()
+
+    def evaluate(index: int) -> tuple[int, list[tuple[int, str]]]:
+        (_, result), = session.evaluate_keys([keys[index]])
+        return result.tensors_checked, sorted((h.watchpoint, h.entry.node) for h in result.hits)
+
+    assert evaluate(0) == (2, [(1, "Default_Add-op0")])
+    execute(session, "disable 1")
+    assert evaluate(1) == (0, [])
+    execute(session, "enable 1")
+    execute(session, "watch tensor_too_large max_gt=1.5 on *Mul*")
+    assert evaluate(2) == (2, [(1, "Default_Add-op0"), (2, "Default_Mul-op1")])
+    execute(session, "delete 1")
+    assert evaluate(3) == (1, [(2, "Default_Mul-op1")])
