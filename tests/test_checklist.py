@@ -137,7 +137,8 @@ def test_planted_item_is_found_and_named(tmp_path, mode, style, extra, rule, evi
 @pytest.mark.slow
 @pytest.mark.parametrize("mode, style, steps", [("healthy", "model", "40"), ("healthy", "jit", "6"),
                                                ("cnn", "model", "6"), ("lstm", "jit", "6"),
-                                               ("coarse_labels", "model", "6"), ("int_legit", "model", "6")])
+                                               ("coarse_labels", "model", "6"), ("int_legit", "model", "6"),
+                                               ("embedding", "jit", "6")])
 def test_healthy_controls_stay_silent(tmp_path, mode, style, steps):
     done, report = _check(tmp_path, "-c", "watch recommended", SCRIPT, mode, style, steps)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -31,6 +31,9 @@ symmetric_init every Dense weight initialised to the constant 0.1, biases to 0: 
                stay) identical.
 saturating_init  the first layer's weights drawn from Normal(sigma=20), ~35x He's std: the Sigmoid after it
                sits at 0 or 1 from the first step.
+embedding      healthy control: tokens (the class plus noise, 0..19) looked up in a 64-wide embedding table drawn
+               from Normal(sigma=1) (PyTorch's default), one row of it constant: a lookup table is no layer whose
+               scale multiplies its input.
 """
 
 import sys
@@ -75,6 +78,8 @@ def batches():
             x[4, 1] = np.nan
         if MODE == "unnormalised" or (MODE == "abnormal" and step == 4):
             x *= 1000.0
+        if MODE == "embedding":
+            x = np.clip(np.round(x[:, :4] * 3.0 + 8.0), 0, 19).astype(np.int32)  # 4 tokens per sample
         if MODE in ("int_division", "int_legit"):
             x = np.clip(np.round(x * 40.0 + 100.0), 0, 255).astype(np.int32)  # raw grey levels
         if MODE == "coarse_labels":
@@ -160,6 +165,18 @@ class LSTMClassifier(nn.Cell):
         return self.out(output[:, -1])
 
 
+class EmbeddingClassifier(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        table = np.random.default_rng(7).normal(size=(20, 64)).astype(np.float32)
+        table[0] = 0.5  # a padding-like row: identical rows of a lookup table break no symmetry
+        self.embed = nn.Embedding(20, 64, embedding_table=ms.Tensor(table))
+        self.out = nn.Dense(64, CLASSES)
+
+    def construct(self, x):
+        return self.out(self.embed(x).mean(axis=1))
+
+
 class CoarseLabelLoss(nn.Cell):
     """Cross-entropy over 3 coarse classes of 6 fine labels: fine label // 2."""
 
@@ -171,7 +188,7 @@ class CoarseLabelLoss(nn.Cell):
         return self.loss(logits, labels // 2)
 
 
-net = {"cnn": ConvClassifier, "lstm": LSTMClassifier}.get(MODE, Classifier)()
+net = {"cnn": ConvClassifier, "lstm": LSTMClassifier, "embedding": EmbeddingClassifier}.get(MODE, Classifier)()
 loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
 optimizer = nn.Momentum(net.trainable_params(), 1e-7 if MODE == "lr_low" else 0.05, 0.9)
 if MODE == "coarse_labels":
