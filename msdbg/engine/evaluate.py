@@ -81,8 +81,8 @@ def initial_value_entries(entries: list[TensorEntry], graph: Graph, paths: dict[
             continue
         reader_node, slot = reader
         made.append(replace(entry, path=paths[node.name], node=reader_node.name, op_type=reader_node.op_type,
-                            graph_node=reader_node, file=replace(entry.file, io="input", slot=slot,
-                                                                 op_type=reader_node.op_type)))
+                            graph_node=reader_node, file=entry.file._replace(io="input", slot=slot,
+                                                                        op_type=reader_node.op_type)))
     return made
 
 

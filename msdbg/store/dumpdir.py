@@ -276,7 +276,7 @@ class DumpDir:
         for name in names:
             parsed = parse_tensor_filename(name)
             if parsed is not None:
-                files.append((os.path.join(folder, name), parsed, None))
+                files.append((f"{folder}{os.sep}{name}", parsed, None))  # os.path.join: 1.5 µs a file, as much as parsing
         if STATISTIC_FILE in names and not files:  # beside tensor files (saved_data 'full') it repeats them
             try:
                 files.extend(_statistic_files(os.path.join(folder, STATISTIC_FILE)))
