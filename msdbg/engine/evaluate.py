@@ -175,9 +175,14 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
             result.errors.append(str(exc))
         except ValueError as exc:  # a tensor the statistics cannot read (e.g. a dtype its file name contradicts)
             result.errors.append(f"tensor file {entry.path}: {exc}")
+
+    def read(entry: TensorEntry) -> np.ndarray:
+        ready = opened.get(id(entry))
+        return ready.array if ready is not None and ready.array is not None else entry.load()
+
     try:
         result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
-                                        history.labels))
+                                        history.labels, read))
     except MsdbgError as exc:
         result.errors.append(str(exc))
     mark_origins(result.hits, graph)
