@@ -8,7 +8,9 @@ from collections import Counter
 import numpy as np
 
 import msdbg.commands  # noqa: F401  (registers the commands)
+from conftest import SCRIPTS, plain_mindspore_dump
 from msdbg.commands.registry import execute
+from msdbg.engine.data import label_inputs
 from msdbg.session import Session
 from msdbg.store import npyfile
 from msdbg.store.dumpdir import DumpDir
@@ -32,6 +34,28 @@ def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeyp
     float_outputs = [e.path for e in entries if e.io == "output" and e.dtype.startswith("float")]
     assert result.tensors_checked == len(float_outputs) > 10
     assert {path: reads[path] for path in float_outputs} == dict.fromkeys(float_outputs, 1)
+
+
+def test_a_label_tensor_is_read_once_by_the_evaluation_and_the_label_checks(tmp_path, monkeypatch):
+    dump = plain_mindspore_dump(SCRIPTS / "checklist.py", tmp_path / "dump", "healthy", "model", "3")
+    reads: Counter[str] = Counter()
+    read = npyfile._read
+
+    def counting(path: str):
+        reads[path] += 1
+        return read(path)
+
+    monkeypatch.setattr(npyfile, "_read", counting)
+    session = Session(dump=DumpDir(str(dump)))
+    execute(session, "watch recommended")  # input_too_large reads the labels too, beside the three label checks
+    key = session.dump.steps()[-1]
+    labels = label_inputs(session.dump.graph_of(key))
+    label_paths = [e.path for e in session.dump.tensors(key) if e.category == "input" and e.param in labels]
+    reads.clear()
+    session.evaluate_keys([key])
+    assert len(label_paths) == 1
+    assert reads[label_paths[0]] == 1
+    assert max(reads.values()) == 1
 
 
 def _steps(root, iterations: int) -> None:
