@@ -16,7 +16,8 @@ from msdbg.store import npyfile
 from msdbg.store.dumpdir import DumpDir
 
 
-def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeypatch):
+def _count_reads(monkeypatch) -> Counter[str]:
+    """Tensor file reads from now on, by path."""
     reads: Counter[str] = Counter()
     read = npyfile._read
 
@@ -25,6 +26,11 @@ def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeyp
         return read(path)
 
     monkeypatch.setattr(npyfile, "_read", counting)
+    return reads
+
+
+def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeypatch):
+    reads = _count_reads(monkeypatch)
     session = Session(dump=DumpDir(str(jit_nan_dump)))
     execute(session, "watch recommended")
     key = session.dump.steps()[-1]
@@ -38,14 +44,7 @@ def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeyp
 
 def test_a_label_tensor_is_read_once_by_the_evaluation_and_the_label_checks(tmp_path, monkeypatch):
     dump = plain_mindspore_dump(SCRIPTS / "checklist.py", tmp_path / "dump", "healthy", "model", "3")
-    reads: Counter[str] = Counter()
-    read = npyfile._read
-
-    def counting(path: str):
-        reads[path] += 1
-        return read(path)
-
-    monkeypatch.setattr(npyfile, "_read", counting)
+    reads = _count_reads(monkeypatch)
     session = Session(dump=DumpDir(str(dump)))
     execute(session, "watch recommended")  # input_too_large reads the labels too, beside the three label checks
     key = session.dump.steps()[-1]
