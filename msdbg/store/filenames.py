@@ -62,13 +62,11 @@ def _split_with_dtype(name: str) -> list[str] | None:
     fields = name.rsplit(".", 8)
     if len(fields) != 9 or fields[8] != "npy" or fields[4] not in _IO or not fields[6] or not fields[7]:
         return None
-    if not all(_is_digits(fields[i]) for i in (1, 2, 3, 5)):
+    _, task, stream, timestamp, _, slot, _, _, _ = fields
+    digits = task + stream + timestamp + slot  # ASCII digits only, as the regex's \d
+    if not (task and stream and timestamp and slot and digits.isascii() and digits.isdigit()):
         return None
     return fields[:8]
-
-
-def _is_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # ASCII digits only, as the regex's \d
 
 
 def dump_op_name(full_name: str) -> str:
