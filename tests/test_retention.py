@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from conftest import SCRIPTS, run_msdbg
 from msdbg.capture import retention
 from msdbg.store.dumpdir import DumpDir
 
@@ -36,3 +37,11 @@ def test_prune_deletes_at_once_by_default(tmp_path):
     retention.prune(dump, set(dump.steps()), 1)
     assert os.listdir(tmp_path / "rank_0" / "Net") == ["0"]
     assert os.listdir(tmp_path / "rank_0" / "Net" / "0") == ["2"]
+
+
+def test_each_step_boundary_lists_the_dump_once(tmp_path):
+    done = run_msdbg("run", "--batch", "--nx", "--keep-steps", "2", "-c", "watch tensor_overflow",
+                     str(SCRIPTS / "barrier_listings.py"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = [line for line in done.stdout.splitlines() if line.startswith("listings ")]
+    assert counts == [f"listings {step} after {step} steps" for step in range(1, 7)]
