@@ -79,11 +79,12 @@ class Session:
         """Evaluate active watchpoints on every iteration folder not evaluated yet, in order."""
         return self.evaluate_keys(self.new_steps())
 
-    def new_steps(self) -> list[StepKey]:
-        """This rank's iteration folders not evaluated yet, in order."""
+    def new_steps(self, listed: list[StepKey] | None = None) -> list[StepKey]:
+        """This rank's iteration folders not evaluated yet, in order (of ``listed``: the steps when already listed)."""
         if self.dump is None:
             return []
-        return [key for key in self.dump.steps() if key not in self.done and (self.rank is None or key.rank == self.rank)]
+        listed = self.dump.steps() if listed is None else listed
+        return [key for key in listed if key not in self.done and (self.rank is None or key.rank == self.rank)]
 
     def skip_new_steps(self, source: StepSource) -> None:
         """Mark a source's new steps as seen without evaluating them (a graph inside a recorded PyNative step)."""

@@ -8,13 +8,16 @@ from collections import Counter
 import numpy as np
 
 import msdbg.commands  # noqa: F401  (registers the commands)
+from conftest import SCRIPTS, plain_mindspore_dump
 from msdbg.commands.registry import execute
+from msdbg.engine.data import label_inputs
 from msdbg.session import Session
 from msdbg.store import npyfile
 from msdbg.store.dumpdir import DumpDir
 
 
-def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeypatch):
+def _count_reads(monkeypatch) -> Counter[str]:
+    """Tensor file reads from now on, by path."""
     reads: Counter[str] = Counter()
     read = npyfile._read
 
@@ -23,6 +26,11 @@ def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeyp
         return read(path)
 
     monkeypatch.setattr(npyfile, "_read", counting)
+    return reads
+
+
+def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeypatch):
+    reads = _count_reads(monkeypatch)
     session = Session(dump=DumpDir(str(jit_nan_dump)))
     execute(session, "watch recommended")
     key = session.dump.steps()[-1]
@@ -32,6 +40,21 @@ def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeyp
     float_outputs = [e.path for e in entries if e.io == "output" and e.dtype.startswith("float")]
     assert result.tensors_checked == len(float_outputs) > 10
     assert {path: reads[path] for path in float_outputs} == dict.fromkeys(float_outputs, 1)
+
+
+def test_a_label_tensor_is_read_once_by_the_evaluation_and_the_label_checks(tmp_path, monkeypatch):
+    dump = plain_mindspore_dump(SCRIPTS / "checklist.py", tmp_path / "dump", "healthy", "model", "3")
+    reads = _count_reads(monkeypatch)
+    session = Session(dump=DumpDir(str(dump)))
+    execute(session, "watch recommended")  # input_too_large reads the labels too, beside the three label checks
+    key = session.dump.steps()[-1]
+    labels = label_inputs(session.dump.graph_of(key))
+    label_paths = [e.path for e in session.dump.tensors(key) if e.category == "input" and e.param in labels]
+    reads.clear()
+    session.evaluate_keys([key])
+    assert len(label_paths) == 1
+    assert reads[label_paths[0]] == 1
+    assert max(reads.values()) == 1
 
 
 def _steps(root, iterations: int) -> None:

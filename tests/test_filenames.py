@@ -30,10 +30,25 @@ def test_parameter_file():
 @pytest.mark.parametrize("name", [
     "statistic.csv", "MatMul.npy", "MatMul.op.0.0.1.sideways.0.Default.Float32.npy",
     "MatMul.op.0.0.1.output.x.Default.Float32.npy", ".0.0.1.output.0.Default.Float32.npy",
-    "MatMul.op.0.0.1.output.0.Default.Float32.npy.tmp",
+    "MatMul.op.0.0.1.output.0.Default.Float32.npy.tmp", "MatMul.op.\u0663.0.1.output.0.Default.Float32.npy",
+    "MatMul.op.0.0.1.output.\u00b2.Default.npy", "MatMul.op.0..1.output.0.Default.Float32.npy",
+    "MatMul.op.0.0.1.output.0..Float32.npy", "MatMul.0.0.1.output.0.Default.Float32.npy",
 ])
 def test_rejects_other_files(name):
     assert parse_tensor_filename(name) is None
+
+
+def test_a_name_without_dtype_field_mindspore_2_0():
+    parsed = parse_tensor_filename("MatMul.Default_fc1_MatMul-op0.0.0.17.output.1.DefaultFormat.npy")
+    assert (parsed.op_name, parsed.timestamp, parsed.slot, parsed.format, parsed.dtype) == (
+        "Default_fc1_MatMul-op0", 17, 1, "DefaultFormat", "")
+
+
+def test_an_op_name_holding_the_tail_fields_is_read_from_the_end():
+    parsed = parse_tensor_filename("Add.a.1.2.3.output.4.5.6.7.input.8.NCHW.Float32.npy")
+    assert (parsed.op_type, parsed.op_name, parsed.task_id, parsed.stream_id, parsed.timestamp, parsed.io,
+            parsed.slot, parsed.format, parsed.dtype) == ("Add", "a.1.2.3.output.4", 5, 6, 7, "input", 8, "NCHW",
+                                                          "Float32")
 
 
 def test_names_as_mindspore_writes_them():

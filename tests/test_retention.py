@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from conftest import SCRIPTS, run_msdbg
 from msdbg.capture import retention
 from msdbg.store.dumpdir import DumpDir
 
@@ -36,3 +37,12 @@ def test_prune_deletes_at_once_by_default(tmp_path):
     retention.prune(dump, set(dump.steps()), 1)
     assert os.listdir(tmp_path / "rank_0" / "Net") == ["0"]
     assert os.listdir(tmp_path / "rank_0" / "Net" / "0") == ["2"]
+
+
+def test_each_step_boundary_lists_the_dump_once(tmp_path):
+    done = run_msdbg("run", "--batch", "--nx", "--keep-steps", "2", "-c", "watch tensor_overflow",
+                     str(SCRIPTS / "barrier_listings.py"), "6", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line.split(" loss ")[0] for line in done.stdout.splitlines() if line.startswith(("listing", "step "))]
+    # one listing at each step's boundary, before the step returns; the last after the script, for what is left
+    assert lines == [line for step in range(6) for line in ("listing", f"step {step}")] + ["listing"]

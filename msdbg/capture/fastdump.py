@@ -21,7 +21,7 @@ from msdbg.capture.dumppath import safe_temp_parent
 from msdbg.errors import UsageError
 from msdbg.leftovers import private_dir, sweep
 from msdbg.numeric import is_ascii_int
-from msdbg.store.dumpdir import DumpDir
+from msdbg.store.dumpdir import DumpDir, StepKey
 
 FAST_DIR_ENV = "MSDBG_FAST_DUMP_DIR"  # where to put it; default /dev/shm, empty: never
 DEFAULT_FAST_DIR = "/dev/shm"
@@ -51,12 +51,13 @@ class FastDump:
         self.moved = False
         self._step_bytes: dict[tuple[str, int], int] = {}
 
-    def keep_room(self, dump: DumpDir, keep_steps: int) -> str | None:
-        """At a step boundary: move to disk when the retained steps may no longer fit; return what was done."""
+    def keep_room(self, dump: DumpDir, keep_steps: int, listed: list[StepKey] | None = None) -> str | None:
+        """At a step boundary: move to disk when the retained steps may no longer fit; return what was done.
+        ``listed``: ``dump.steps()`` when the caller has it already."""
         if self.moved:
             return None
         try:
-            for key in dump.steps():
+            for key in dump.steps() if listed is None else listed:
                 if (key.net, key.graph) not in self._step_bytes:  # a graph's first step tells its size
                     self._step_bytes[(key.net, key.graph)] = _folder_bytes(dump.step_dir(key))
             needed = min_free_bytes() + (keep_steps + 1) * sum(self._step_bytes.values())

@@ -11,16 +11,16 @@ from msdbg.store.dumpdir import DumpDir, StepKey
 
 
 def prune(dump: DumpDir, done: set[StepKey], keep: int, rank: int | None = None,
-          remove: Callable[[str], None] | None = None) -> list[StepKey]:
+          remove: Callable[[str], None] | None = None, listed: list[StepKey] | None = None) -> list[StepKey]:
     """Delete all but the newest ``keep`` evaluated iteration folders of each (rank, net, graph).
 
     Only folders in ``done`` (already evaluated) are deleted, and only ``rank``'s when given (other ranks sharing
-    the directory prune their own). ``remove(path)`` deletes a folder (default: at once; see ``Trash``). Returns
-    what was deleted.
+    the directory prune their own). ``remove(path)`` deletes a folder (default: at once; see ``Trash``); ``listed``:
+    ``dump.steps()`` when the caller has it already. Returns what was deleted.
     """
     remove = remove or _remove_now
     per_graph: dict[tuple[int, str, int], list[StepKey]] = defaultdict(list)
-    for key in dump.steps():
+    for key in dump.steps() if listed is None else listed:
         if rank is None or key.rank == rank:
             per_graph[(key.rank, key.net, key.graph)].append(key)
     removed = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -64,8 +65,9 @@ class LabelHistory:
 
 
 def check_labels(entries: list[TensorEntry], graph: Graph | None, watchpoints: list[Watchpoint],
-                 history: LabelHistory) -> list[Hit]:
-    """Hits of the label conditions on this step's label inputs."""
+                 history: LabelHistory, read: Callable[[TensorEntry], np.ndarray] = TensorEntry.load) -> list[Hit]:
+    """Hits of the label conditions on this step's label inputs; ``read`` gives a tensor's values (the evaluation's
+    own copy when it read the file already)."""
     if graph is None or not watchpoints:
         return []
     inputs = label_inputs(graph)
@@ -77,7 +79,7 @@ def check_labels(entries: list[TensorEntry], graph: Graph | None, watchpoints: l
         watching = [w for w in watchpoints if w.watches(entry)]
         if not watching:
             continue
-        values = np.asarray(entry.load()).reshape(-1)
+        values = np.asarray(read(entry)).reshape(-1)
         if not np.issubdtype(values.dtype, np.integer):
             continue
         key = (entry.step.rank, entry.step.net, entry.step.graph, label.param)

@@ -81,8 +81,8 @@ def initial_value_entries(entries: list[TensorEntry], graph: Graph, paths: dict[
             continue
         reader_node, slot = reader
         made.append(replace(entry, path=paths[node.name], node=reader_node.name, op_type=reader_node.op_type,
-                            graph_node=reader_node, file=replace(entry.file, io="input", slot=slot,
-                                                                 op_type=reader_node.op_type)))
+                            graph_node=reader_node, file=entry.file._replace(io="input", slot=slot,
+                                                                        op_type=reader_node.op_type)))
     return made
 
 
@@ -175,9 +175,14 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
             result.errors.append(str(exc))
         except ValueError as exc:  # a tensor the statistics cannot read (e.g. a dtype its file name contradicts)
             result.errors.append(f"tensor file {entry.path}: {exc}")
+
+    def read(entry: TensorEntry) -> np.ndarray:
+        ready = opened.get(id(entry))
+        return ready.array if ready is not None and ready.array is not None else entry.load()
+
     try:
         result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
-                                        history.labels))
+                                        history.labels, read))
     except MsdbgError as exc:
         result.errors.append(str(exc))
     mark_origins(result.hits, graph)

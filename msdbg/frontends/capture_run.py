@@ -277,12 +277,14 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
                 print("msdbg: internal error at a step boundary (training goes on):\n"
                       + traceback.format_exc(), file=sys.stderr)
 
-        def housekeeping() -> None:
-            """At the barrier, the training stopped: prune the evaluated steps, move the dump off memory if due."""
+        def housekeeping(listed: list[StepKey]) -> None:
+            """At the barrier, the training stopped: prune the evaluated steps, move the dump off memory if due;
+            ``listed``: the dump's steps, listed once at this barrier."""
             try:
-                retention.prune(dump, session.done, options.keep_steps, rank,
-                                remove=trash.put if overlap is not None else None)
-                if fast is not None and (message := fast.keep_room(dump, options.keep_steps)):
+                removed = set(retention.prune(dump, session.done, options.keep_steps, rank,
+                                              remove=trash.put if overlap is not None else None, listed=listed))
+                kept = [key for key in listed if key not in removed]
+                if fast is not None and (message := fast.keep_room(dump, options.keep_steps, kept)):
                     print(f"msdbg: {message}", file=sys.stderr)
             except Exception:  # housekeeping must not end the training either
                 print("msdbg: internal error while pruning the dump (training goes on):\n"
@@ -293,28 +295,30 @@ def run_under_capture(options: RunOptions, session: Session, on_steps: StepsCall
         def at_barrier() -> None:
             if overlap is not None:
                 overlap.wait()  # the previous step's evaluation; re-raises what on_steps raised there
-                housekeeping()
+            try:  # the dump listed once a barrier, shared by pruning, the fast dump's room check and the new steps
+                listed = dump.steps()
+                keys = session.new_steps([*listed, *pynative_steps.steps()])  # complete now: the dump was waited for
+            except Exception:  # a bug in msdbg must not end the training
+                print("msdbg: internal error while listing the dump (training goes on):\n"
+                      + traceback.format_exc(), file=sys.stderr)
+                return
+            if overlap is not None:
+                housekeeping(listed)
             if recorder is not None and recorder.busy:  # a graph run inside a recorded PyNative call (the
                 session.skip_new_steps(dump)           # optimizer's own jit): that step is recorded as a whole
                 if overlap is None:
-                    housekeeping()
+                    housekeeping(listed)
                 return
             if disk.full():
                 skip_unchecked_steps()
                 if overlap is None:
-                    housekeeping()
-                return
-            try:
-                keys = session.new_steps()  # complete now: the step's dump was waited for
-            except Exception:  # a bug in msdbg must not end the training
-                print("msdbg: internal error while listing the dump (training goes on):\n"
-                      + traceback.format_exc(), file=sys.stderr)
+                    housekeeping(dump.steps())  # the unchecked folders were removed
                 return
             if overlap is not None and not any(key.net == PYNATIVE_NET for key in keys):
                 overlap.start(evaluate, keys)
             else:  # PyNative steps are tensors in memory that the next step may update in place: evaluate now
                 evaluate(keys)
-                housekeeping()
+                housekeeping(listed)
 
         if before_training is not None:
             before_training()

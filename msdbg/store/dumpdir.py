@@ -276,7 +276,7 @@ class DumpDir:
         for name in names:
             parsed = parse_tensor_filename(name)
             if parsed is not None:
-                files.append((os.path.join(folder, name), parsed, None))
+                files.append((f"{folder}{os.sep}{name}", parsed, None))  # os.path.join: 1.5 µs a file, as much as parsing
         if STATISTIC_FILE in names and not files:  # beside tensor files (saved_data 'full') it repeats them
             try:
                 files.extend(_statistic_files(os.path.join(folder, STATISTIC_FILE)))
@@ -329,13 +329,14 @@ def _statistic_files(path: str) -> list[tuple[str, TensorFileName, StatisticRow]
 def _entry(key: StepKey, path: str, parsed: TensorFileName, row: StatisticRow | None, graph: Graph | None,
            placed: dict[KernelKey, Node | None], run_order: dict[KernelKey, int]) -> TensorEntry:
     """A tensor of a step, named and classified through its graph node when it has one."""
-    order = run_order[(parsed.op_type, parsed.op_name)]
+    kernel = (parsed.op_type, parsed.op_name)
+    order = run_order[kernel]
     if graph is None:
         node = None
     elif parsed.is_parameter:
-        node = graph.node_for_dump(parsed.op_type, parsed.op_name)
+        node = graph.node_for_dump(*kernel)
     else:
-        node = placed.get((parsed.op_type, parsed.op_name))
+        node = placed.get(kernel)
     if node is not None:
         role = graph.role(node, parsed.io)
         entry = TensorEntry(key, path, parsed, node.full_name, node.op_type, role.category, role.param, order, node)

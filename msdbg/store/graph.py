@@ -123,6 +123,7 @@ class Graph:
         self._position: dict[str, int] = {name: i for i, name in enumerate(self._dependency_order)}
         self._nodes_by_last_part: dict[str, list[Node]] = _group_nodes_by_last_part(self.nodes.values())
         self._ancestor_cache: dict[str, frozenset[str]] = {}
+        self._roles: dict[tuple[str, str], TensorRole] = {}
         self._consumers: dict[str, list[Node]] | None = None
         self._readers: dict[str, tuple[Node, int]] | None = None
 
@@ -148,7 +149,13 @@ class Graph:
         return [node for node in bucket if node.full_name.endswith("/" + suffix)]
 
     def role(self, node: Node, io: str) -> TensorRole:
-        """Category and parameter name of a node's dumped tensor."""
+        """Category and parameter name of a node's dumped tensor (kept: each step's listing asks again)."""
+        role = self._roles.get((node.name, io))
+        if role is None:
+            role = self._roles[(node.name, io)] = self._find_role(node, io)
+        return role
+
+    def _find_role(self, node: Node, io: str) -> TensorRole:
         if node.is_parameter:
             return TensorRole(self.param_category.get(node.name, "weight"), node.name)
         if io == "output" and node.name in self.gradient_of:
