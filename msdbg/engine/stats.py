@@ -23,9 +23,9 @@ with ``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy)
   ``dtype_hint='bfloat16'`` those bits are widened to float32 chunk by chunk and ``dtype`` says 'bfloat16'.
 * ``change`` compares with ``previous``: an element is within tolerance when both values are finite and
   ``|cur - prev| <= atol + rtol * |prev|``; any NaN or Inf on either side counts as exceeding.
-* ``digest`` hashes the raw bytes in memory order in the same pass: the kernel's 64-bit hash (its digest_bytes,
-  hashed block by block as they are reduced) or, without it, a CRC-32 (zlib). The two differ, so digests are only
-  compared within one process run (weight_frozen), never stored.
+* ``digest`` hashes the raw bytes in memory order in the same pass: the kernel's 64-bit hash (its digest_upto:
+  each 16 KB segment as soon as the reduction's blocks have covered it) or, without the kernel, a CRC-32 (zlib).
+  The two differ, so digests are only compared within one process run (weight_frozen), never stored.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class TensorStats:
     change_abs_sum: float | None = None  # sum of |cur - prev| where both are finite
     prev_abs_sum: float | None = None  # sum of |prev| over finite prev elements
     identical_rows: bool | None = None  # every row along axis 0 equals the first (engine/initweights.py)
-    digest: int | None = None  # of the raw bytes: equal for equal bytes, within one process run only (see digests)
+    digest: int | None = None  # of the raw bytes: equal for equal bytes, within one process run only (see above)
 
     @property
     def mean(self) -> float | None:
@@ -151,6 +151,11 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
         stats = compute_stats(array, needs - {"identical_rows"}, value_range=value_range, previous=previous,
                               rtol=rtol, atol=atol, chunk_elements=chunk_elements, dtype_hint=dtype_hint)
         stats.identical_rows = rows_identical(np.asarray(array))
+        return stats
+    if "digest" in needs and "change" in needs and KERNEL is not None:  # NumPy compares; the kernel hashes
+        stats = compute_stats(array, needs - {"digest"}, value_range=value_range, previous=previous, rtol=rtol,
+                              atol=atol, chunk_elements=chunk_elements, dtype_hint=dtype_hint)
+        stats.digest = compute_stats(array, {"digest"}, chunk_elements=chunk_elements, dtype_hint=dtype_hint).digest
         return stats
     if needs - STAT_NAMES:
         raise ValueError(f"unknown statistics {sorted(needs - STAT_NAMES)}; accepted: {', '.join(sorted(STAT_NAMES))}")
