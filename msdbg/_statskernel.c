@@ -373,9 +373,10 @@ static TwoByteLoop best_2byte_loop(void) { return portable_2byte; }
 
 /* A 64-bit digest of the bytes, for weight_frozen's "bit for bit unchanged" (compared within one process run only).
  * The bytes are cut into segments of DIGEST_SEGMENT bytes from the buffer's start (the last one shorter); each is
- * hashed in four independent lanes over its 8-byte words (word ^ key, its 32-bit halves multiplied, and the word
- * added to the neighbouring lane: no single-bit change cancels), its tail zero-padded, and folded with its length
- * into the running digest, which seeds the next. A buffer reduced in pieces whose sizes are multiples of
+ * hashed in eight independent lanes over its 8-byte words (each word xor a key, its 32-bit halves multiplied and
+ * summed in the lane; the word itself summed apart: a one-bit change moves that sum by a power of two, so it never
+ * cancels), its tail zero-padded, and the lanes folded with its length into the running digest, which seeds the
+ * next segment. A buffer reduced in pieces whose sizes are multiples of
  * DIGEST_SEGMENT bytes, each call seeded with the last one's digest, gets the digest of one call. The reductions
  * below hash each segment as soon as their blocks have covered it, while it is in cache (digest_upto). */
 #define DIGEST_SEGMENT 16384
