@@ -7,6 +7,8 @@ over the whole float32 array measured in the same run (the cheapest full pass Nu
 bfloat16 cases read an array of the same number of bytes (twice the elements): "per byte" against the same
 baseline. compute_stats uses the compiled kernel when it is built; MSDBG_NO_CEXT=1 measures the NumPy fallback.
 Where the kernel has its AVX2 + F16C loop for 2-byte floats, the portable loop is timed beside it (no target).
+(h): the overflow check with weight_frozen's digest of the bytes in the same pass, beside the separate zlib.crc32
+pass it replaced (no target).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -88,6 +91,9 @@ def main() -> None:
             ("(g) float16 full", lambda: compute_stats(half, FULL, chunk_elements=chunk), FULL_TARGET),
             ("(g) bfloat16 full", lambda: compute_stats(bfloat, FULL, chunk_elements=chunk, dtype_hint="bfloat16"),
              FULL_TARGET),
+            ("(h) overflow + digest", lambda: compute_stats(arr, {"nonfinite", "digest"}, chunk_elements=chunk),
+             None),
+            ("(h) zlib.crc32 alone", lambda: zlib.crc32(arr), None),
         ]
         if KERNEL is not None and KERNEL.WIDE_2BYTE:
             cases.append(("(g) float16 full portable", lambda: KERNEL.reduce(half, "e", 1, -np.inf, np.inf, True),

@@ -8,7 +8,9 @@
  *   mode   0: count NaN/+Inf/-Inf only (the other fields are 0); 1: every statistic but range_count (0);
  *          2: every statistic;
  *   low, high  range_count counts finite values in [low, high] (compared exactly, as float64);
- *   portable   true: the portable loops even where the CPU has the wider one for 2-byte floats (tests, benchmarks).
+ *   portable   true: the portable loops even where the CPU has wider ones (2-byte floats, digest; tests, benchmarks);
+ *   seed   None, or an int: then a 64-bit digest of the raw bytes (digest_bytes), chained from seed, comes last
+ *          (any mode; the data hashed block by block right after it is reduced).
  * Conventions follow stats.py: NaN/Inf are counted apart and every other statistic covers the finite values;
  * -0.0 is zero; min/max are NaN when there is no finite value.
  *
@@ -44,6 +46,8 @@ typedef struct {
     int full, ranged;
     double low, high;   /* range bounds for float64 values */
     float low32, high32; /* the same bounds for float32 values: x >= low <=> x >= low32 (exact) */
+    uint64_t *digest;    /* the running digest of the bytes (digest_bytes), or NULL when not asked */
+    uint64_t (*digest_loop)(uint64_t h, const unsigned char *p, Py_ssize_t len); /* digest_portable or _avx2 */
 } Request;
 
 /* ----- NaN/Inf probes on the bits -------------------------------------------------------------------------- */
@@ -365,16 +369,126 @@ static TwoByteLoop best_2byte_loop(void) {
 static TwoByteLoop best_2byte_loop(void) { return portable_2byte; }
 #endif
 
+/* ----- digest of the raw bytes ------------------------------------------------------------------------------ */
+
+/* A 64-bit digest of the bytes, for weight_frozen's "bit for bit unchanged" (compared within one process run only).
+ * The bytes are cut into segments of DIGEST_SEGMENT bytes from the buffer's start (the last one shorter); each is
+ * hashed in eight independent lanes over its 8-byte words (each word xor a key, its 32-bit halves multiplied and
+ * summed in the lane; the word itself summed apart: a one-bit change moves that sum by a power of two, so it never
+ * cancels), its tail zero-padded, and the lanes folded with its length into the running digest, which seeds the
+ * next segment. A buffer reduced in pieces whose sizes are multiples of
+ * DIGEST_SEGMENT bytes, each call seeded with the last one's digest, gets the digest of one call. The reductions
+ * below hash each segment as soon as their blocks have covered it, while it is in cache (digest_upto). */
+#define DIGEST_SEGMENT 16384
+
+#define DIGEST_LANES 8
+
+static const uint64_t digest_keys[DIGEST_LANES] = {
+    0x9E3779B185EBCA87ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull, 0x85EBCA77C2B2AE63ull,
+    0x27D4EB2F165667C5ull, 0xFF51AFD7ED558CCDull, 0xC4CEB9FE1A85EC53ull, 0x9FB21C651E98DF25ull};
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33; x *= 0xC4CEB9FE1A85EC53ull;
+    return x ^ (x >> 33);
+}
+
+/* One stripe of DIGEST_LANES words into the lanes: products of the keyed words' 32-bit halves, and the words' sums. */
+static inline void digest_stripe(uint64_t *products, uint64_t *sums, const unsigned char *p) {
+    uint64_t w[DIGEST_LANES];
+    memcpy(w, p, sizeof(w));
+    for (int j = 0; j < DIGEST_LANES; j++) {
+        uint64_t k = w[j] ^ digest_keys[j];
+        products[j] += (uint64_t)(uint32_t)k * (uint32_t)(k >> 32);
+        sums[j] += w[j];
+    }
+}
+
+/* The segment's last stripes from ``i`` on (the tail zero-padded, the length folded in) and its lanes, folded. */
+static uint64_t digest_finish(uint64_t h, const unsigned char *p, Py_ssize_t i, Py_ssize_t len, uint64_t *products,
+                              uint64_t *sums) {
+    const Py_ssize_t stripe = DIGEST_LANES * 8;
+    for (; i + stripe <= len; i += stripe) digest_stripe(products, sums, p + i);
+    if (i < len) {
+        unsigned char last[DIGEST_LANES * 8] = {0};
+        memcpy(last, p + i, (size_t)(len - i));
+        digest_stripe(products, sums, last);
+    }
+    h = mix64(h ^ (uint64_t)len);
+    for (int j = 0; j < DIGEST_LANES; j++) h = (h ^ mix64(products[j]) ^ mix64(sums[j] + j)) * 0x9FB21C651E98DF25ull;
+    return mix64(h);
+}
+
+/* One segment folded into the running digest ``h`` (the lanes start from it). */
+typedef uint64_t (*DigestSegment)(uint64_t h, const unsigned char *p, Py_ssize_t len);
+
+static uint64_t digest_portable(uint64_t h, const unsigned char *p, Py_ssize_t len) {
+    uint64_t products[DIGEST_LANES], sums[DIGEST_LANES];
+    for (int j = 0; j < DIGEST_LANES; j++) products[j] = sums[j] = h ^ digest_keys[j];
+    return digest_finish(h, p, 0, len, products, sums);
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+/* The same with AVX2: a stripe is two vectors, each product one vpmuludq (compilers emulate a full 64-bit one). */
+__attribute__((target("avx2"))) static uint64_t digest_avx2(uint64_t h, const unsigned char *p, Py_ssize_t len) {
+    const __m256i key0 = _mm256_loadu_si256((const __m256i *)digest_keys);
+    const __m256i key1 = _mm256_loadu_si256((const __m256i *)(digest_keys + 4));
+    const __m256i seed = _mm256_set1_epi64x((long long)h);
+    __m256i products0 = _mm256_xor_si256(seed, key0), products1 = _mm256_xor_si256(seed, key1);
+    __m256i sums0 = products0, sums1 = products1;
+    Py_ssize_t i = 0;
+    for (; i + 64 <= len; i += 64) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + i)), w1 = _mm256_loadu_si256((const __m256i *)(p + i + 32));
+        __m256i k0 = _mm256_xor_si256(w0, key0), k1 = _mm256_xor_si256(w1, key1);
+        products0 = _mm256_add_epi64(products0, _mm256_mul_epu32(k0, _mm256_srli_epi64(k0, 32)));
+        products1 = _mm256_add_epi64(products1, _mm256_mul_epu32(k1, _mm256_srli_epi64(k1, 32)));
+        sums0 = _mm256_add_epi64(sums0, w0);
+        sums1 = _mm256_add_epi64(sums1, w1);
+    }
+    uint64_t products[DIGEST_LANES], sums[DIGEST_LANES];
+    _mm256_storeu_si256((__m256i *)products, products0);
+    _mm256_storeu_si256((__m256i *)(products + 4), products1);
+    _mm256_storeu_si256((__m256i *)sums, sums0);
+    _mm256_storeu_si256((__m256i *)(sums + 4), sums1);
+    return digest_finish(h, p, i, len, products, sums);
+}
+
+static DigestSegment best_digest(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? digest_avx2 : digest_portable;
+}
+#else
+static DigestSegment best_digest(void) { return digest_portable; }
+#endif
+
+/* The segment loop for this CPU (set when the module loads). */
+static DigestSegment digest_loop = digest_portable;
+
+/* Fold the bytes of data[*done, upto) that fill whole segments (all of them when upto is the buffer's end, total)
+ * into the request's running digest, when it asks for one, and move *done past them. */
+static void digest_upto(const Request *req, const void *data, Py_ssize_t *done, Py_ssize_t upto, Py_ssize_t total) {
+    if (req->digest == NULL) return;
+    const unsigned char *p = data;
+    Py_ssize_t end = upto == total ? total : *done + (upto - *done) / DIGEST_SEGMENT * DIGEST_SEGMENT;
+    for (; *done < end; *done += DIGEST_SEGMENT)
+        *req->digest = req->digest_loop(*req->digest, p + *done,
+                                        end - *done < DIGEST_SEGMENT ? end - *done : DIGEST_SEGMENT);
+    *done = end;
+}
+
 /* ----- whole buffers --------------------------------------------------------------------------------------- */
 
 /* The overflow check alone probes spans of PROBE elements, and counts element by element only in those with NaN/Inf. */
 #define PROBE (32 * BLOCK)
 #define PROBE_ONLY(TYPE, ANY_NONFINITE, VALUE)                                                                  \
+    Py_ssize_t hashed = 0;                                                                                      \
     for (Py_ssize_t start = 0; start < n; start += PROBE) {                                                     \
         Py_ssize_t len = n - start < PROBE ? n - start : PROBE;                                                 \
         const TYPE *span = x + start;                                                                           \
         if (ANY_NONFINITE)                                                                                      \
             for (Py_ssize_t i = 0; i < len; i++) mixed_value(VALUE, req, t);                                    \
+        digest_upto(req, x, &hashed, (start + len) * (Py_ssize_t)sizeof(TYPE), n * (Py_ssize_t)sizeof(TYPE));     \
     }
 
 static void reduce_f32(const float *x, Py_ssize_t n, const Request *req, Totals *t) {
@@ -382,11 +496,13 @@ static void reduce_f32(const float *x, Py_ssize_t n, const Request *req, Totals 
         PROBE_ONLY(float, nonfinite32((const uint32_t *)span, len), span[i])
         return;
     }
+    Py_ssize_t hashed = 0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const float *block = x + start;
         if (!finite_f32(block, len, n, req, t))
             for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
+        digest_upto(req, x, &hashed, (start + len) * 4, n * 4);
     }
 }
 
@@ -395,11 +511,13 @@ static void reduce_f64(const double *x, Py_ssize_t n, const Request *req, Totals
         PROBE_ONLY(double, nonfinite64((const uint64_t *)span, len), span[i])
         return;
     }
+    Py_ssize_t hashed = 0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const double *block = x + start;
         if (nonfinite64((const uint64_t *)block, len) == 0) finite_f64(block, len, req, t);
         else for (Py_ssize_t i = 0; i < len; i++) mixed_value(block[i], req, t);
+        digest_upto(req, x, &hashed, (start + len) * 8, n * 8);
     }
 }
 
@@ -411,9 +529,11 @@ static void reduce_2byte(const uint16_t *x, Py_ssize_t n, int bfloat, TwoByteLoo
         PROBE_ONLY(uint16_t, nonfinite16(span, len, exponent), bfloat ? bfloat_value(span[i]) : half_value(span[i]))
         return;
     }
+    Py_ssize_t hashed = 0;
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
         const uint16_t *block = x + start;
+        digest_upto(req, x, &hashed, (start + len) * 2, n * 2);
         int done = n >= FAST_MIN ? fast(block, len, req, t, bfloat) : -1;
         if (done == 1) continue;
         int finite = done == -1 && nonfinite16(block, len, exponent) == 0;
@@ -430,10 +550,12 @@ static void reduce_2byte(const uint16_t *x, Py_ssize_t n, int bfloat, TwoByteLoo
 #define REDUCE_INTEGERS(NAME, TYPE)                                                                             \
     static void NAME(const TYPE *x, Py_ssize_t n, const Request *req, Totals *t) {                              \
         double values[BLOCK];                                                                                   \
+        Py_ssize_t hashed = 0;                                                                                  \
         for (Py_ssize_t start = 0; start < n; start += BLOCK) {                                                 \
             Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;                                             \
             for (Py_ssize_t i = 0; i < len; i++) values[i] = (double)x[start + i];                              \
             finite_f64(values, len, req, t);                                                                    \
+            digest_upto(req, x, &hashed, (start + len) * (Py_ssize_t)sizeof(TYPE), n * (Py_ssize_t)sizeof(TYPE)); \
         }                                                                                                       \
     }
 REDUCE_INTEGERS(reduce_i1, int8_t)
@@ -466,8 +588,17 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
     int mode;
     double low, high;
     int portable = 0;
+    PyObject *seed = Py_None;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*sidd|p", &view, &kind, &mode, &low, &high, &portable)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*sidd|pO", &view, &kind, &mode, &low, &high, &portable, &seed)) return NULL;
+    uint64_t digest = 0;
+    if (seed != Py_None) {
+        digest = PyLong_AsUnsignedLongLongMask(seed);
+        if (PyErr_Occurred()) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
     static const struct { const char *kind; int size; } sizes[] = {
         {"e", 2}, {"B", 2}, {"f", 4}, {"d", 8}, {"i1", 1}, {"i2", 2}, {"i4", 4}, {"i8", 8},
         {"u1", 1}, {"u2", 2}, {"u4", 4}, {"u8", 8}, {"?", 1}};
@@ -480,7 +611,8 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = view.len / size;
-    Request req = {mode > 0, mode == 2, low, high, float32_bound(low, 1), float32_bound(high, 0)};
+    Request req = {mode > 0, mode == 2, low, high, float32_bound(low, 1), float32_bound(high, 0),
+                   seed != Py_None ? &digest : NULL, portable ? digest_portable : digest_loop};
     Totals t = {0, 0, 0, 0, 0, 0, NAN, NAN, 0.0, 0.0, 0.0};
     const void *data = view.buf;
     int integers = kind[0] == 'i' || kind[0] == 'u' || kind[0] == '?';
@@ -492,7 +624,11 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
     else if (kind[0] == 'd') reduce_f64(data, n, &req, &t);
     else if (kind[0] == 'e' || kind[0] == 'B')
         reduce_2byte(data, n, kind[0] == 'B', portable ? portable_2byte : two_byte_loop, &req, &t);
-    else if (integers && req.full) {
+    else if (integers && !req.full) { /* no NaN/Inf to count: the digest alone */
+        Py_ssize_t hashed = 0;
+        digest_upto(&req, data, &hashed, view.len, view.len);
+    }
+    else if (integers) {
         if (kind[0] == '?' || strcmp(kind, "u1") == 0) reduce_u1(data, n, &req, &t);
         else if (strcmp(kind, "i1") == 0) reduce_i1(data, n, &req, &t);
         else if (strcmp(kind, "i2") == 0) reduce_i2(data, n, &req, &t);
@@ -504,6 +640,10 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
     }
     if (released != NULL) PyEval_RestoreThread(released);
     PyBuffer_Release(&view);
+    if (seed != Py_None)
+        return Py_BuildValue("(LLLLLLdddddK)", (long long)t.nan, (long long)t.pos_inf, (long long)t.neg_inf,
+                             (long long)t.zero, (long long)t.neg, (long long)t.range, t.min, t.max, t.sum, t.abs_sum,
+                             t.sq_sum, (unsigned long long)digest);
     return Py_BuildValue("(LLLLLLddddd)", (long long)t.nan, (long long)t.pos_inf, (long long)t.neg_inf,
                          (long long)t.zero, (long long)t.neg, (long long)t.range, t.min, t.max, t.sum, t.abs_sum,
                          t.sq_sum);
@@ -511,8 +651,8 @@ static PyObject *reduce(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"reduce", reduce, METH_VARARGS,
-     "reduce(buffer, kind, mode, low, high, portable=False) -> (nan, pos_inf, neg_inf, zero, neg, range_count, min, "
-     "max, sum, abs_sum, sq_sum)"},
+     "reduce(buffer, kind, mode, low, high, portable=False, seed=None) -> (nan, pos_inf, neg_inf, zero, neg, "
+     "range_count, min, max, sum, abs_sum, sq_sum[, digest]): digest, with an int seed, chains from it"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_statskernel",
@@ -521,6 +661,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_statskernel",
 
 PyMODINIT_FUNC PyInit__statskernel(void) {
     two_byte_loop = best_2byte_loop();
+    digest_loop = best_digest();
     PyObject *kernel = PyModule_Create(&module);
     if (kernel && PyModule_AddIntConstant(kernel, "WIDE_2BYTE", two_byte_loop != portable_2byte) < 0) Py_CLEAR(kernel);
     return kernel;

@@ -589,3 +589,115 @@ def test_float16_tensors_of_a_real_o2_training_agree_on_every_path(tmp_path, sta
     for array in halves:
         assert_paths_agree(*both_paths(array, value_range=(-0.01, 0.01)))
         assert_loops_agree(np.ascontiguousarray(array).ravel(), "e", 2, -0.01, 0.01)
+
+
+# ----- digest of the raw bytes (weight_frozen) -------------------------------------------------------------------
+
+# Every dtype width (1, 2, 4, 8 bytes), with a size whose bytes end in a tail shorter than a stripe and a segment.
+DIGEST_DTYPES = ["uint8", "bool", "int16", "float16", "bfloat16", "float32", "int32", "float64", "int64"]
+
+
+def _digest_array(dtype: str, size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == "bfloat16":
+        return rng.integers(0, 1 << 16, size, dtype=np.uint16)
+    raw = rng.integers(0, 256, size * np.dtype(dtype).itemsize, dtype=np.uint8)
+    array = raw.view(dtype) if dtype != "bool" else raw.astype(bool)
+    return array.copy()
+
+
+def _digest(array: np.ndarray, dtype: str, **kwargs) -> int:
+    return compute_stats(array, {"digest"}, dtype_hint=dtype, **kwargs).digest
+
+
+@pytest.mark.parametrize("dtype", DIGEST_DTYPES)
+def test_digest_is_the_same_across_chunkings_calls_and_requests(dtype):
+    """One call, chunks of any size, a second call, a memory-order copy, and a pass that also computes full
+    statistics (the kernel hashes inside its reduction loops, which differ by request) give one digest."""
+    array = _digest_array(dtype, 70001)
+    digest = _digest(array, dtype)
+    assert isinstance(digest, int)
+    assert _digest(array, dtype) == digest
+    for chunk in (1, 7, 1000, 1024, 4096, 65537):
+        assert _digest(array, dtype, chunk_elements=chunk) == digest, chunk
+    with_stats = compute_stats(array, SUMMARY_NEEDS | {"digest", "range_count"}, value_range=(-1.0, 1.0),
+                               dtype_hint=dtype)
+    assert with_stats.digest == digest
+    assert compute_stats(array, {"nonfinite", "digest"}, dtype_hint=dtype).digest == digest
+    assert _digest(array.copy(), dtype) == digest
+    assert compute_stats(array, {"nonfinite"}, dtype_hint=dtype).digest is None, "only when asked"
+    if dtype not in ("bfloat16", "bool"):  # 'change' goes through NumPy on both paths: the digest stays the same
+        assert compute_stats(array, {"change", "digest"}, previous=array, dtype_hint=dtype).digest == digest
+    assert "digest" not in with_stats.as_dict(), "not a statistic to show or store"
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16", "float32", "float64"])
+@pytest.mark.parametrize("size", [1, 5, 63, 64, 65, 1023, 1024, 1025, 4096 + 37])
+def test_digest_differs_for_a_one_bit_change_anywhere(dtype, size):
+    """Flipping one bit changes the digest: at the start, the middle, and each of the last bytes (the tail that
+    fills no whole stripe), every bit position of some byte."""
+    array = _digest_array(dtype, size, seed=size)
+    digest = _digest(array, dtype)
+    raw = array.view(np.uint8)
+    positions = {0, raw.size // 2, *range(max(0, raw.size - 9), raw.size)}
+    for position in sorted(positions):
+        for bit in range(8) if position in (0, raw.size - 1) else (position % 8,):
+            changed = raw.copy()
+            changed[position] ^= 1 << bit
+            assert _digest(changed.view(dtype), dtype) != digest, (position, bit)
+
+
+def test_digest_tells_lengths_and_zero_bytes_apart():
+    """Zero padding of the tail does not make a buffer equal to a longer one with trailing zero bytes."""
+    digests = {_digest(np.zeros(n, np.uint8), "uint8") for n in range(0, 130)}
+    assert len(digests) == 130
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_digest_covers_blocks_with_nan_and_inf(dtype):
+    """Blocks holding NaN/Inf take the element-by-element path: still hashed, and a different NaN payload is a
+    different tensor."""
+    array = np.random.default_rng(1).normal(size=50000).astype(dtype)
+    array[[3, 20000, 49999]] = [np.nan, np.inf, -np.inf]
+    digest = _digest(array, dtype)
+    for chunk in (1000, 8192):
+        assert _digest(array, dtype, chunk_elements=chunk) == digest
+    for needs in (SUMMARY_NEEDS, {"nonfinite"}):
+        assert compute_stats(array, needs | {"digest"}).digest == digest
+    changed = array.copy()
+    changed.view(f"u{array.itemsize}")[3] ^= 1  # another NaN
+    assert np.isnan(changed[3]) and _digest(changed, dtype) != digest
+
+
+def test_digest_of_views_memmaps_and_byte_order(tmp_path):
+    """A non-contiguous view hashes as its contiguous copy, a memory-mapped file as the array it holds, a
+    big-endian array as its values in native byte order (read through NumPy's buffered iterator)."""
+    array = _digest_array("float32", 300 * 257).view(np.float32).reshape(300, 257)
+    view = array[:, ::2]
+    assert _digest(view, "float32") == _digest(np.ascontiguousarray(view), "float32")
+    assert _digest(view, "float32", chunk_elements=333) == _digest(np.ascontiguousarray(view), "float32")
+    path = tmp_path / "w.npy"
+    np.save(path, array)
+    assert _digest(np.load(path, mmap_mode="r"), "float32") == _digest(array, "float32")
+    assert _digest(array.astype(">f4"), "float32") == _digest(array, "float32")
+    assert _digest(np.zeros(0, np.float32), "float32") == _digest(np.zeros(0, np.float32), "float32")
+
+
+@pytest.mark.parametrize("kind, dtype", [("u1", "uint8"), ("e", "float16"), ("f", "float32"), ("d", "float64"),
+                                         ("i8", "int64")])
+def test_kernel_digest_chains_from_its_seed_and_agrees_with_its_portable_loop(kind, dtype, stats_path):
+    """Pieces of a multiple of 16 KB, each seeded with the last digest, give the one-call digest in every
+    mode; the AVX2 segment loop and the portable one (forced) agree."""
+    if stats_path == "numpy":
+        pytest.skip("the kernel's own API")
+    buffer = _digest_array(dtype, 5 * 16384 + 11, seed=5)
+    whole = {stats_module.KERNEL.reduce(buffer, kind, mode, -1.0, 1.0, portable, 0)[11]
+             for mode in (0, 1, 2) for portable in (False, True)}
+    assert len(whole) == 1
+    cut = 32768 // buffer.itemsize  # two segments
+    digest = 0
+    for start in range(0, buffer.size, cut):
+        digest = stats_module.KERNEL.reduce(buffer[start:start + cut], kind, 0, 0.0, 0.0, False, digest)[11]
+    assert whole == {digest}
+    assert stats_module.KERNEL.reduce(buffer, kind, 0, 0.0, 0.0, False, 1)[11] != digest, "the seed counts"
+    assert len(stats_module.KERNEL.reduce(buffer, kind, 0, 0.0, 0.0)) == 11, "no digest unless seeded"

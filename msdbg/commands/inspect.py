@@ -26,7 +26,7 @@ from msdbg.store.graph import Graph, Node
 
 _CATEGORY_FLAGS = {"--weights": "weight", "--gradients": "gradient", "--activations": "activation",
                    "--optimizer": "optimizer_state", "--inputs": "input"}
-_FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite", "identical_rows"}
+_FULL_STATS = STAT_NAMES - {"change", "range_count", "nonfinite", "identical_rows", "digest"}
 HIST_BINS = Range(1, 1000, integer=True)  # one text line per bin
 
 

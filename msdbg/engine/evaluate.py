@@ -7,7 +7,6 @@ that needs plain statistics, and one more pass is made per distinct range or cha
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-import zlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -292,7 +291,7 @@ class _Plan:
     flight recorder keeps of every evaluated tensor, computed in the same pass."""
 
     def __init__(self, watchpoints: list[Watchpoint], record: frozenset[str] = frozenset()):
-        self.needs = {w.number: frozenset(w.condition.stat_needs(w.params)) for w in watchpoints}
+        self.needs = {w.number: _needs_of(w) for w in watchpoints}
         self.record = record
         self._shared: dict[tuple[int, ...], frozenset[str]] = {}
 
@@ -362,18 +361,20 @@ class _TensorEvaluation:
     @cached_property
     def digests(self) -> tuple[int | None, int | None]:
         """(previous, current) digests of the tensor's bytes; the current one is kept for the next step. The
-        previous one is the last step's, else the pre-update copy's (None when neither exists)."""
+        previous one is the last step's, else the pre-update copy's (None when neither exists). The current one
+        comes from the tensor's shared pass (the kernel hashes the bytes as it reduces them)."""
         if self.current.array is None:  # statistics only
             return None, None
-        current = _digest(self.current.array)
+        current = self.current.get(_DIGEST, shared=self.base_needs).digest
         previous = self.history.swap_digest(self.key, current)
         if previous is None and self.before is not None:
-            previous = _digest(self.before.load())
+            previous = self.before_stats.get(_DIGEST).digest
         return previous, current
 
     def _vote_unchanged(self, watchpoint: Watchpoint) -> None:
         """weight_frozen: whether the weight is bit for bit what it was, judged over the step by engine/frozen.py.
-        A CRC-32 of its bytes, not a copy, is kept per weight between steps."""
+        A 64-bit digest of its bytes (stats.py 'digest': a changed weight keeps it with odds of about 2**-64; the
+        NumPy fallback's CRC-32, 2**-32), not a copy, is kept per weight between steps."""
         previous, current = self.digests
         if previous is not None:
             self.result.unchanged.append((watchpoint, self.entry, previous == current))
@@ -425,12 +426,16 @@ class _TensorEvaluation:
 
 
 def _is_plain(watchpoint: Watchpoint) -> bool:
+    """Whether the tensor's one shared pass answers the watchpoint (weight_frozen: the digest of its bytes)."""
     condition = watchpoint.condition
-    return not (condition.needs_previous or condition.needs_range or condition.initial or condition.history
-                or condition.kind == "frozen")
+    return not (condition.needs_previous or condition.needs_range or condition.initial or condition.history)
 
 
-def _digest(array: np.ndarray) -> int:
-    """A CRC-32 of the tensor's bytes: a changed tensor keeps its CRC with odds of 2**-32 (and weight_frozen needs
-    steps_ge such steps in a row); measured at twice the time of an isfinite pass, BLAKE2b at eight times."""
-    return zlib.crc32(np.ascontiguousarray(array).data)
+_DIGEST = frozenset({"digest"})
+
+
+def _needs_of(watchpoint: Watchpoint) -> frozenset[str]:
+    """The statistics the watchpoint reads here: its condition's, and weight_frozen's digest of the bytes (tensor
+    data only; left out of stat_needs, which decides whether a statistic dump is enough)."""
+    needs = frozenset(watchpoint.condition.stat_needs(watchpoint.params))
+    return needs | _DIGEST if watchpoint.condition.kind == "frozen" else needs

@@ -33,7 +33,7 @@ class History:
     _previous: dict[TensorKey, np.ndarray] = field(default_factory=dict)
     _averages: dict[tuple[int, TensorKey], _Average] = field(default_factory=dict)
     _first_iteration: dict[tuple[int, str, int], int] = field(default_factory=dict)
-    _digests: dict[TensorKey, int] = field(default_factory=dict)  # weight_frozen: a CRC-32 per weight
+    _digests: dict[TensorKey, int] = field(default_factory=dict)  # weight_frozen: a digest per weight (stats.py)
     # Parameter name -> .npy of its value before the first update (capture/initial.py); used by the first
     # training step evaluated, then dropped.
     initial_values: dict[str, str] = field(default_factory=dict)

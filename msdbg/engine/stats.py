@@ -23,6 +23,9 @@ with ``MSDBG_NO_CEXT=1``, NumPy does (the 'change' comparison always uses NumPy)
   ``dtype_hint='bfloat16'`` those bits are widened to float32 chunk by chunk and ``dtype`` says 'bfloat16'.
 * ``change`` compares with ``previous``: an element is within tolerance when both values are finite and
   ``|cur - prev| <= atol + rtol * |prev|``; any NaN or Inf on either side counts as exceeding.
+* ``digest`` hashes the raw bytes in memory order in the same pass: the kernel's 64-bit hash (its digest_upto:
+  each 16 KB segment as soon as the reduction's blocks have covered it) or, without the kernel, a CRC-32 (zlib).
+  The two differ, so digests are only compared within one process run (weight_frozen), never stored.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import zlib
 from dataclasses import dataclass, fields
 from typing import Iterable, Iterator
 
@@ -40,7 +44,7 @@ from msdbg.store.npyfile import release_pages
 
 STAT_NAMES: frozenset[str] = frozenset({
     "nonfinite", "nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "min", "max", "sum", "abs_sum", "sq_sum",
-    "finite_count", "range_count", "change", "identical_rows",
+    "finite_count", "range_count", "change", "identical_rows", "digest",
 })
 #: The summary every recorded tensor gets (min, max, mean, abs-mean, L2 norm, NaN/Inf/zero counts derive from it).
 SUMMARY_NEEDS: frozenset[str] = frozenset({"nonfinite", "zero", "min", "max", "sum", "abs_sum", "sq_sum",
@@ -85,6 +89,7 @@ class TensorStats:
     change_abs_sum: float | None = None  # sum of |cur - prev| where both are finite
     prev_abs_sum: float | None = None  # sum of |prev| over finite prev elements
     identical_rows: bool | None = None  # every row along axis 0 equals the first (engine/initweights.py)
+    digest: int | None = None  # of the raw bytes: equal for equal bytes, within one process run only (see above)
 
     @property
     def mean(self) -> float | None:
@@ -113,7 +118,7 @@ class TensorStats:
 
     def as_dict(self) -> dict:
         """JSON-friendly: computed fields and derived values only; NaN/Inf floats as 'nan', 'inf', '-inf'."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "digest"}  # not a statistic
         values.update((name, getattr(self, name))
                       for name in ("mean", "abs_mean", "l2norm", "nonfinite_count", "has_nonfinite"))
         return {name: _json(value) for name, value in values.items() if value is not None}
@@ -146,6 +151,11 @@ def compute_stats(array: np.ndarray, needs: Iterable[str], *, value_range: tuple
         stats = compute_stats(array, needs - {"identical_rows"}, value_range=value_range, previous=previous,
                               rtol=rtol, atol=atol, chunk_elements=chunk_elements, dtype_hint=dtype_hint)
         stats.identical_rows = rows_identical(np.asarray(array))
+        return stats
+    if "digest" in needs and "change" in needs and KERNEL is not None:  # NumPy compares; the kernel hashes
+        stats = compute_stats(array, needs - {"digest"}, value_range=value_range, previous=previous, rtol=rtol,
+                              atol=atol, chunk_elements=chunk_elements, dtype_hint=dtype_hint)
+        stats.digest = compute_stats(array, {"digest"}, chunk_elements=chunk_elements, dtype_hint=dtype_hint).digest
         return stats
     if needs - STAT_NAMES:
         raise ValueError(f"unknown statistics {sorted(needs - STAT_NAMES)}; accepted: {', '.join(sorted(STAT_NAMES))}")
@@ -196,18 +206,25 @@ def _compiled_stats(array: np.ndarray, needs: frozenset[str], value_range: tuple
     kind, dtype_name, bits = _kernel_format(array.dtype, (dtype_hint or "").lower())
     storage = array if bits is None else array.view(bits)
     mode, fields = _kernel_request(needs)
+    seed = 0 if "digest" in needs else None
     low, high = (float(value_range[0]), float(value_range[1])) if value_range is not None else (-math.inf, math.inf)
     if storage.size <= chunk and storage.dtype.isnative and (storage.flags.c_contiguous or storage.flags.f_contiguous):
-        totals = _kernel_totals(KERNEL.reduce(storage.ravel(order="K"), kind, mode, low, high), storage.size)
+        totals = _kernel_totals(KERNEL.reduce(storage.ravel(order="K"), kind, mode, low, high, False, seed),
+                                storage.size)
     else:
-        totals = _kernel_totals((0,) * 6 + (math.nan,) * 2 + (0.0,) * 3, 0)
+        if seed is not None:  # pieces on the digest's segment grid chain to the one-call digest
+            chunk = -(-chunk // _DIGEST_ELEMENTS) * _DIGEST_ELEMENTS
+        totals = _kernel_totals((0,) * 6 + (math.nan,) * 2 + (0.0,) * 3 + (seed,), 0)
         for window in _windows([storage], chunk):
             part = window[0]
             whole = part.dtype.isnative and (part.flags.c_contiguous or part.flags.f_contiguous)
             pieces = [part.ravel(order="K")] if whole else (np.ascontiguousarray(c) for [c] in _chunks(window, chunk))
+            if seed is not None and not whole:  # nditer cuts where the layout allows
+                pieces = _regrouped(pieces, chunk, part.dtype.newbyteorder("="))
             for piece in pieces:
                 if piece.size:
-                    _add_totals(totals, _kernel_totals(KERNEL.reduce(piece, kind, mode, low, high), piece.size))
+                    _add_totals(totals, _kernel_totals(KERNEL.reduce(piece, kind, mode, low, high, False,
+                                                                     totals["digest"]), piece.size))
             release_pages(part)
     return TensorStats(int(array.size), dtype_name, array.shape, **{name: totals[name] for name in fields})
 
@@ -233,20 +250,39 @@ def _kernel_request(needs: frozenset[str]) -> tuple[int, frozenset[str]]:
     return mode, frozenset(name for need in needs for name in _FIELDS.get(need, (need,)))
 
 
+def _regrouped(pieces: Iterable[np.ndarray], chunk: int, dtype: np.dtype) -> Iterator[np.ndarray]:
+    """The pieces' elements in runs of exactly ``chunk`` (the last one shorter), in one reused buffer."""
+    run, filled = np.empty(chunk, dtype), 0
+    for piece in pieces:
+        while piece.size:
+            take = min(chunk - filled, piece.size)
+            run[filled:filled + take], filled, piece = piece[:take], filled + take, piece[take:]
+            if filled == chunk:
+                yield run
+                filled = 0
+    if filled:
+        yield run[:filled]
+
+
+# The kernel hashes segments of 16 KB: chunks of a multiple of 16384 elements, whatever their width, end on one.
+_DIGEST_ELEMENTS = 16384
+
+
 def _kernel_totals(reduced: tuple, size: int) -> dict:
     """The kernel's figures for ``size`` elements as TensorStats fields (min/max None without finite values)."""
-    nan, pos_inf, neg_inf, zero, neg, range_count, low, high, total, abs_sum, sq_sum = reduced  # the kernel's order
+    nan, pos_inf, neg_inf, zero, neg, range_count, low, high, total, abs_sum, sq_sum = reduced[:11]  # kernel's order
     finite = size - nan - pos_inf - neg_inf
     if not finite:
         low = high = None
     return {"nan": nan, "pos_inf": pos_inf, "neg_inf": neg_inf, "zero": zero, "neg": neg, "range_count": range_count,
             "min": low, "max": high, "sum": total, "abs_sum": abs_sum, "sq_sum": sq_sum, "finite_count": finite,
-            "pos": finite - zero - neg}
+            "pos": finite - zero - neg, "digest": reduced[11] if len(reduced) > 11 else None}
 
 
 def _add_totals(totals: dict, more: dict) -> None:
     for name in _COUNTS[:-1] + ("sum", "abs_sum", "sq_sum"):  # all but change_exceed
         totals[name] += more[name]
+    totals["digest"] = more["digest"]  # chained: the last piece's digest covers every piece before it
     if more["min"] is not None:
         totals["min"] = more["min"] if totals["min"] is None else min(totals["min"], more["min"])
         totals["max"] = more["max"] if totals["max"] is None else max(totals["max"], more["max"])
@@ -375,6 +411,8 @@ class _Reducer:
         self.totals: dict[str, float | None] = dict.fromkeys(_COUNTS, 0)
         self.totals.update(dict.fromkeys(("sum", "abs_sum", "sq_sum", "change_abs_sum", "prev_abs_sum"), 0.0))
         self.totals["min"] = self.totals["max"] = None
+        self.totals["digest"] = 0
+        self.probes = bool(needs - {"digest"})
         self._buffers: dict[str, np.ndarray] = {}
 
     def buffer(self, name: str, length: int, dtype: type) -> np.ndarray:
@@ -387,6 +425,10 @@ class _Reducer:
     def add(self, current: np.ndarray, previous: np.ndarray | None = None) -> None:
         """One chunk of raw storage (and the same chunk of the previous value, for 'change')."""
         source, low, high, finite = self.sources[0], None, None, True
+        if "digest" in self.needs:  # chunks come in memory order: the CRC chains over them as over one buffer
+            self.totals["digest"] = zlib.crc32(np.ascontiguousarray(current), self.totals["digest"])
+        if not self.probes:
+            return
         # Probe the chunk for NaN/Inf by the fastest exact test measured (benchmarks/stats_throughput.py).
         if source.native and self.minmax:  # needed anyway: NaN propagates, and an Inf is the min or max
             low, high = np.minimum.reduce(current), np.maximum.reduce(current)
