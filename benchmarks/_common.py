@@ -20,10 +20,12 @@ BENCH = ROOT / "benchmarks"
 
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for child processes: this checkout first on sys.path, MindSpore's INFO/WARNING logs off, flight
-    recordings of msdbg runs in a temporary folder (not ./.msdbg/runs of the checkout)."""
+    recordings of msdbg runs in a temporary folder (not ./.msdbg/runs of the checkout), bytecode caches written
+    and used as on a user's machine (PYTHONDONTWRITEBYTECODE would make every run compile msdbg: +0.25 s)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3",
                MSDBG_RUNS_DIR=_RUNS)
     env.pop("MINDSPORE_DUMP_CONFIG", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 
