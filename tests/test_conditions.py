@@ -814,13 +814,43 @@ def draw_bound(data, array):
     return data.draw(BOUNDS)
 
 
+def rounding_ties(params: dict, array) -> set[str]:
+    """Bounds on a mean that lie within float64 summation error of the tensor's mean: the kernel and NumPy add in
+    different orders (e.g. 9.0072e15 and seven -1: sequential float64 loses each -1, pairwise keeps -7), so on such
+    a bound either verdict is right."""
+    x = wide(array)
+    finite = x[np.isfinite(x)]
+    if not finite.size:
+        return set()
+    scale = float(np.mean(np.abs(finite)))
+    ties = set()
+    for param, bound in params.items():
+        statistic = param.rsplit("_", 1)[0]
+        if statistic in ("mean", "abs_mean"):
+            value = ref_statistic(statistic, x, None, params)
+            if value is not None and abs(value - bound) <= 1e-9 * scale:
+                ties.add(param)
+    return ties
+
+
 def check(name, given, array, previous=None):
     watchpoint = make(name, **given)
     result = judge(watchpoint, array, previous)
-    expected = ref_hit(name, watchpoint.params, array, previous)
+    ties = rounding_ties(watchpoint.params, array) if CONDITION_KIND[name] == "bounds" else set()
+    expected = ref_hit(name, {k: v for k, v in watchpoint.params.items() if k not in ties}, array, previous)
+    if ties and not expected:  # only the tied bounds could hit: either verdict is right
+        return
     assert result.hit is expected, (name, given, array, previous, result)
     if CONDITION_KIND[name] == "bounds" and ref_nonfinite(array):
         assert any("not finite" in r for r in result.reasons)
+
+
+def test_a_mean_bound_within_rounding_of_the_mean_is_a_tie():
+    array = np.array([9.0072e15] + [-1.0] * 7, np.float32)
+    assert rounding_ties({"mean_gt": float(np.mean(wide(array)))}, array) == {"mean_gt"}
+    assert rounding_ties({"mean_gt": 1e15, "max_gt": 1.0}, array) == set()
+    check("tensor_too_large", {"mean_gt": float(np.mean(wide(array)))}, array)  # either verdict passes
+    check("tensor_too_large", {"mean_gt": float(np.mean(wide(array))), "max_gt": 1.0}, array)  # max decides: hit
 
 
 @settings(max_examples=100, deadline=None)
