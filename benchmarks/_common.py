@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,6 +85,45 @@ def tree_bytes(root: str, suffix: str = "") -> tuple[int, int]:
                 total += os.path.getsize(os.path.join(folder, name))
                 count += 1
     return total, count
+
+
+class Pruner:
+    """While a training writes a dump, keep only the newest ``keep`` iteration folders of each graph, as msdbg's
+    retention does (``--keep-steps``, default 2), and count what was written (``last_sizes``: the .npy sizes of
+    the last step folder removed).
+
+    A dump left to grow is not what msdbg runs pay for: resnet18 writes 203 MB a step, and on the 2-core VM its
+    steps took about twice as long once /dev/shm held some 2.5 GB of it (benchmarks/dump_cost.py, 2026-12-01).
+    """
+
+    def __init__(self, root: str, keep: int = 2, period: float = 0.05):
+        self.root, self.keep, self.period = root, keep, period
+        self.files = self.bytes = 0
+        self.last_sizes: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Pruner":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sweep(keep=0)  # count (and remove) what is left
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self._sweep(self.keep)
+
+    def _sweep(self, keep: int) -> None:
+        for graph_dir in (p for p in Path(self.root).glob("rank_*/*/*") if p.is_dir()):
+            steps = sorted((p for p in graph_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+            for step in steps[:len(steps) - keep]:
+                sizes = [f.stat().st_size for f in step.iterdir() if f.name.endswith(".npy")]
+                self.files, self.bytes = self.files + len(sizes), self.bytes + sum(sizes)
+                self.last_sizes = sizes or self.last_sizes
+                shutil.rmtree(step, ignore_errors=True)
 
 
 def write_mindspore_dump_config(path: str, dump_root: str, input_output: int = 0) -> str:

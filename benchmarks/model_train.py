@@ -3,8 +3,9 @@
     python benchmarks/model_train.py mlp [STEPS] [BATCH]        (8-32-2 MLP; defaults 480 steps, batch 16)
     python benchmarks/model_train.py resnet18 [STEPS] [BATCH]   (mindcv 0.3.0, 32x32 images; defaults 30, 16)
 
-Prints ``start t=SECONDS``, then ``step N t=SECONDS loss=VALUE`` at the end of each step (a Callback, so the
-times include Model.train's own per-step work), then ``done t=SECONDS``, like benchmarks/lenet_train.py.
+Prints ``start t=SECONDS``, then ``step N t=SECONDS cpu=SECONDS loss=VALUE`` at the end of each step (a Callback,
+so the times include Model.train's own per-step work; ``cpu``: the process's CPU time, all threads), then
+``done t=SECONDS``, like benchmarks/lenet_train.py.
 """
 
 import sys
@@ -59,7 +60,8 @@ class Stamp(Callback):
     def on_train_step_end(self, run_context):
         params = run_context.original_args()
         loss = float(np.asarray(params.net_outputs.asnumpy()).reshape(-1)[0])
-        print(f"step {params.cur_step_num - 1} t={time.perf_counter():.6f} loss={loss:.6f}", flush=True)
+        print(f"step {params.cur_step_num - 1} t={time.perf_counter():.6f} cpu={time.process_time():.6f} "
+              f"loss={loss:.6f}", flush=True)
 
 
 dataset = GeneratorDataset(samples, ["x", "y"], shuffle=False).batch(BATCH)

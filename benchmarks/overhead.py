@@ -10,8 +10,9 @@ step. Each round runs, in this order:
 
   plain       python benchmarks/lenet_train.py STEPS
   dump only   the same with MindSpore's own dump switched on (MINDSPORE_DUMP_CONFIG, the configuration msdbg
-              writes: every iteration, inputs and outputs, tensors) -- what MindSpore costs, without msdbg;
-              --dump-steps steps (default 40): only its step time is used
+              writes: every iteration, op outputs, tensors) -- what MindSpore costs, without msdbg; the step
+              folders are pruned to the newest 2 as msdbg does (_common.Pruner: a dump left to grow on /dev/shm
+              slowed resnet18 steps about 2x); --dump-steps steps (default 40): only its step time is used
   dump+sync   the same dump, run through benchmarks/_barrier_only.py: msdbg's step barrier installed (the
               executor is synchronised after every step, so the step waits until its dump is written) but
               nothing evaluated; --dump-steps steps
@@ -22,7 +23,7 @@ step. Each round runs, in this order:
 Figures: total wall time of the process (start to exit, imports and compile included) and steady-state step
 time (median of the per-step times after --warmup steps; with several rounds, the median of all of them).
 Ratios are against plain from the same run; the targets are <= 1.25x (lenet, resnet18) and <= 1.6x (mlp, where
-MindSpore's dump alone costs about 1.3x). msdbg's own work per step is printed apart, wall and CPU time, with its
+MindSpore's dump alone costs 2-3x: benchmarks/dump_cost.py). msdbg's own work per step is printed apart, wall and CPU time, with its
 target: <= 2 ms for the MLP's ~30-tensor step, <= 25 ms for resnet18's ~700-tensor step. "dump only" and "dump+sync" split msdbg's
 step-time overhead into MindSpore's dump writing, waiting for it at the step barrier, and msdbg's own work
 (listing, evaluating and pruning the step folder).
@@ -40,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BENCH, child_env, median, require_free_space, run_timed, tree_bytes,  # noqa: E402
+from _common import (BENCH, Pruner, child_env, median, require_free_space, run_timed,  # noqa: E402
                      load_note, verdict, write_mindspore_dump_config)
 
 # model -> (command line after the interpreter, default steps, overhead target, own-work target in ms or None)
@@ -123,13 +124,14 @@ def main() -> None:
                     argv = [sys.executable, str(BENCH / "_timed_msdbg.py"), "run", "--batch", "--nx", "-c",
                             "watch recommended", *script, str(args.steps)]
                     codes = (0, 1)  # 1: a recommended watchpoint hit (reported below), still a valid timing
-                wall, done = run_timed(argv, env=env, ok_codes=codes)
+                with Pruner(os.path.join(scratch, "dump")) as pruner:  # msdbg prunes its own dump alike
+                    wall, done = run_timed(argv, env=env, ok_codes=codes)
                 if variant == "msdbg" and done.returncode == 1:
                     print("  note: msdbg reported hits: " + done.stdout.splitlines()[-1][:200])
                 if variant == "msdbg" and (found := _OWN.search(done.stderr)):
                     own.append(tuple(float(x) for x in found.groups()))
                 if variant == "dump only":
-                    dump_sizes.append(tree_bytes(os.path.join(scratch, "dump"), ".npy"))
+                    dump_sizes.append((pruner.bytes, pruner.files))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             per_step, loop = step_times(done.stdout, args.warmup)
