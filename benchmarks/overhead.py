@@ -163,8 +163,9 @@ def main() -> None:
         check = f"  {verdict(wall_ms, own_target, unit=' ms')}" if own_target is not None else ""
         print(f"msdbg's own work per step ({tensors} tensors a step; not the wait for MindSpore's dump, not its "
               f"writing): the training held {wall_ms:.2f} ms (median; {cpu_ms:.2f} ms CPU){check}")
+        check = f"  {verdict(eval_cpu_ms, own_target, unit=' ms')}" if own_target is not None else ""
         print(f"  evaluating a step (on a worker thread in batch mode, beside the next step): median {eval_ms:.2f} ms"
-              f" wall, {eval_cpu_ms:.2f} ms CPU")
+              f" wall, {eval_cpu_ms:.2f} ms CPU (its threads){check}")
     if "dump only" in variants:
         dumped, synced = median(steps["dump only"]), median(steps["dump+sync"])
         size, files = dump_sizes[0]

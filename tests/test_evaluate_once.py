@@ -10,6 +10,7 @@ import numpy as np
 import msdbg.commands  # noqa: F401  (registers the commands)
 from conftest import SCRIPTS, plain_mindspore_dump
 from msdbg.commands.registry import execute
+from msdbg.engine import stats
 from msdbg.engine.data import label_inputs
 from msdbg.session import Session
 from msdbg.store import npyfile
@@ -17,7 +18,7 @@ from msdbg.store.dumpdir import DumpDir
 
 
 def _count_reads(monkeypatch) -> Counter[str]:
-    """Tensor file reads from now on, by path."""
+    """Tensor file reads from now on, by path: NumPy's, and the compiled kernel's batch reads."""
     reads: Counter[str] = Counter()
     read = npyfile._read
 
@@ -26,7 +27,23 @@ def _count_reads(monkeypatch) -> Counter[str]:
         return read(path)
 
     monkeypatch.setattr(npyfile, "_read", counting)
+    if stats.KERNEL is not None:
+        monkeypatch.setattr(stats, "KERNEL", _CountingKernel(stats.KERNEL, reads))
     return reads
+
+
+class _CountingKernel:
+    """The compiled kernel, counting the files its batch call reads."""
+
+    def __init__(self, kernel, reads: Counter[str]):
+        self.kernel, self.reads = kernel, reads
+
+    def __getattr__(self, name: str):
+        return getattr(self.kernel, name)
+
+    def reduce_files(self, jobs: list[tuple]) -> list:
+        self.reads.update(job[0] for job in jobs)
+        return self.kernel.reduce_files(jobs)
 
 
 def test_a_real_step_reads_each_evaluated_tensor_file_once(jit_nan_dump, monkeypatch):
@@ -87,3 +104,32 @@ def test_watchpoints_changed_between_steps_are_followed(tmp_path):
     assert evaluate(2) == (2, [(1, "Default_Add-op0"), (2, "Default_Mul-op1")])
     execute(session, "delete 1")
     assert evaluate(3) == (1, [(2, "Default_Mul-op1")])
+
+
+def _evaluation(dump, batch_read: bool, monkeypatch) -> list:
+    """Every step of a dump under `watch recommended`, recorded: (hits, each tensor's statistics) per step."""
+    from msdbg.engine import evaluate
+    from msdbg.engine.stats import SUMMARY_NEEDS
+    from msdbg.engine.evaluate import StepContext, evaluate_step
+
+    with monkeypatch.context() as patch:
+        if not batch_read:
+            patch.setattr(evaluate, "file_stats", lambda files: [None] * len(files))
+        session = Session(dump=DumpDir(str(dump)))
+        execute(session, "watch recommended")
+        outcome = []
+        for index, key in enumerate(session.dump.steps()):
+            result = evaluate_step(session.dump.tensors(key), session.watchpoints.active(), session.dump.graph_of(key),
+                                   session.history, StepContext(index == 0), SUMMARY_NEEDS)
+            outcome.append((sorted((h.watchpoint, h.entry.label, repr(h.stats)) for h in result.hits),
+                            sorted((e.label, repr(s.as_dict())) for e, s in result.recorded), result.errors))
+    return outcome
+
+
+def test_the_kernels_batch_read_and_numpys_read_evaluate_a_real_dump_alike(jit_nan_dump, monkeypatch):
+    reads = _count_reads(monkeypatch) if stats.KERNEL is not None else None
+    batched = _evaluation(jit_nan_dump, True, monkeypatch)
+    if reads is not None:
+        assert len(reads) > 10  # the kernel did read the files
+    assert batched == _evaluation(jit_nan_dump, False, monkeypatch)
+    assert any(hits for hits, _, _ in batched) and all(recorded for _, recorded, _ in batched)

@@ -33,6 +33,7 @@ def test_parameter_file():
     "MatMul.op.0.0.1.output.0.Default.Float32.npy.tmp", "MatMul.op.\u0663.0.1.output.0.Default.Float32.npy",
     "MatMul.op.0.0.1.output.\u00b2.Default.npy", "MatMul.op.0..1.output.0.Default.Float32.npy",
     "MatMul.op.0.0.1.output.0..Float32.npy", "MatMul.0.0.1.output.0.Default.Float32.npy",
+    "MatMul.op.0.0.1.output.0.Default.npy\n", "MatMul.op.0.0.1.output.0.Default.Float32.npy\n",
 ])
 def test_rejects_other_files(name):
     assert parse_tensor_filename(name) is None

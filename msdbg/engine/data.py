@@ -65,12 +65,13 @@ class LabelHistory:
 
 
 def check_labels(entries: list[TensorEntry], graph: Graph | None, watchpoints: list[Watchpoint],
-                 history: LabelHistory, read: Callable[[TensorEntry], np.ndarray] = TensorEntry.load) -> list[Hit]:
-    """Hits of the label conditions on this step's label inputs; ``read`` gives a tensor's values (the evaluation's
-    own copy when it read the file already)."""
+                 history: LabelHistory, read: Callable[[TensorEntry], np.ndarray] = TensorEntry.load,
+                 inputs: dict[str, LabelInput] | None = None) -> list[Hit]:
+    """Hits of the label conditions on this step's label inputs (``inputs``: label_inputs(graph), when known);
+    ``read`` gives a tensor's values (the evaluation's own copy when it read the file already)."""
     if graph is None or not watchpoints:
         return []
-    inputs = label_inputs(graph)
+    inputs = label_inputs(graph) if inputs is None else inputs
     hits = []
     for entry in entries:
         label = inputs.get(entry.param) if entry.category == "input" and entry.io == "output" else None

@@ -14,8 +14,8 @@ import numpy as np
 
 from msdbg.engine.hits import Hit
 from msdbg.engine.history import History, TensorKey
-from msdbg.engine.data import bad_samples, check_labels
-from msdbg.engine.stats import TensorStats, compute_stats
+from msdbg.engine.data import bad_samples, check_labels, label_inputs
+from msdbg.engine.stats import TensorStats, compute_stats, file_stats
 from msdbg.engine.trace import mark_origins
 from msdbg.engine.watchpoints import Watchpoint
 from msdbg.errors import MsdbgError
@@ -86,17 +86,32 @@ def initial_value_entries(entries: list[TensorEntry], graph: Graph, paths: dict[
 
 
 class _TensorStats:
-    """Statistics of one tensor, computed on demand and cached per request, or read from statistic.csv."""
+    """Statistics of one tensor, computed on demand and kept, or read from statistic.csv. Its shared pass (``needs``
+    and value ``range``, see _Plan.work_out) answers every watchpoint whose statistics it holds; ``computed``:
+    that pass already made (stats.file_stats). The values are read only when a request needs them."""
 
-    def __init__(self, entry: TensorEntry):
+    def __init__(self, entry: TensorEntry, needs: frozenset[str] = frozenset(),
+                 value_range: tuple[float, float] | None = None, computed: TensorStats | None = None):
         self.entry = entry
-        self.array = entry.load() if entry.stats is None else None
-        self._cache: dict[tuple, TensorStats] = {}
+        self.shared = needs, value_range
+        self._array: np.ndarray | None = None
+        self._passes: list[tuple[frozenset[str], tuple[float, float] | None, TensorStats]] = []
+        self._compared: dict[tuple, TensorStats] = {}
+        if computed is not None:
+            self._passes.append((needs, value_range, computed))
+
+    @property
+    def array(self) -> np.ndarray | None:
+        """The tensor's values, read once (None for a statistics-only entry)."""
+        if self._array is None and self.entry.stats is None:
+            self._array = self.entry.load()
+        return self._array
 
     def get(self, needs: frozenset[str], value_range: tuple[float, float] | None = None,
             previous: np.ndarray | None = None, rtol: float = 1e-5, atol: float = 1e-8,
-            shared: frozenset[str] | None = None) -> TensorStats:
-        """Statistics answering ``needs``; one pass computes ``shared`` (a superset) for several watchpoints."""
+            together: frozenset[str] | None = None) -> TensorStats:
+        """Statistics answering ``needs``: from a pass made already when one holds them, else from the shared
+        pass when it would, else from one pass computing ``together`` (a superset, for several watchpoints)."""
         if self.entry.stats is not None:
             missing = set(needs) - self.entry.available
             if missing == {"nonfinite"} and len(needs) > 1:  # judge the bound; the caller says what is unknown
@@ -104,12 +119,23 @@ class _TensorStats:
             if missing:
                 raise NeedsTensorData(", ".join(sorted(missing)))
             return self.entry.stats
-        needs = shared or needs
-        key = (needs, value_range, previous is not None, rtol, atol)
-        if key not in self._cache:
-            self._cache[key] = compute_stats(self.array, needs, value_range=value_range, previous=previous,
-                                             rtol=rtol, atol=atol, dtype_hint=self.entry.dtype)
-        return self._cache[key]
+        if previous is not None:
+            key = (needs, rtol, atol)
+            if key not in self._compared:
+                self._compared[key] = compute_stats(self.array, needs, previous=previous, rtol=rtol, atol=atol,
+                                                    dtype_hint=self.entry.dtype)
+            return self._compared[key]
+        for held, held_range, stats in self._passes:
+            if needs <= held and (held_range == value_range or "range_count" not in needs):
+                return stats
+        shared_needs, shared_range = self.shared
+        if needs <= shared_needs and (shared_range == value_range or "range_count" not in needs):
+            needs, value_range = shared_needs, shared_range
+        elif together is not None:
+            needs = together | needs
+        stats = compute_stats(self.array, needs, value_range=value_range, dtype_hint=self.entry.dtype)
+        self._passes.append((needs, value_range, stats))
+        return stats
 
 
 class NeedsTensorData(MsdbgError):
@@ -161,7 +187,9 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
     targets = _targets_of(judged)
     watched = [(entry, watching) for entry in entries if evaluated(entry)
                if (watching := tuple(w for w in targets.watching(entry) if context.judges(w, entry)))]
-    opened = _open_all(watched, plan)
+    label_watchers = [w for w in watchpoints if w.condition.labels]
+    labels = label_inputs(graph) if label_watchers and graph is not None else {}
+    opened = _open_all(watched, plan, frozenset(labels))
     for entry, _ in watched:
         _note_dtype(entry, history, result)
     for entry, watching in watched:
@@ -177,11 +205,10 @@ def evaluate_step(entries: list[TensorEntry], watchpoints: list[Watchpoint], gra
 
     def read(entry: TensorEntry) -> np.ndarray:
         ready = opened.get(id(entry))
-        return ready.array if ready is not None and ready.array is not None else entry.load()
+        return ready.array if ready is not None else entry.load()
 
     try:
-        result.hits.extend(check_labels(entries, graph, [w for w in watchpoints if w.condition.labels],
-                                        history.labels, read))
+        result.hits.extend(check_labels(entries, graph, label_watchers, history.labels, read, labels))
     except MsdbgError as exc:
         result.errors.append(str(exc))
     mark_origins(result.hits, graph)
@@ -221,12 +248,16 @@ PARALLEL_MIN_TENSORS = 100
 _pool: ThreadPoolExecutor | None = None
 
 
-def _open_all(watched: list[tuple[TensorEntry, tuple[Watchpoint, ...]]], plan: _Plan) -> dict[int, _TensorStats]:
-    """Read the watched tensors (a file's one read gives its header, so the dtype checks after it read nothing
-    more) and reduce the float ones' shared statistics; by id(entry). Large steps are split with a worker thread.
-    A tensor that fails is left out: evaluating it again reports the error in order."""
+def _open_all(watched: list[tuple[TensorEntry, tuple[Watchpoint, ...]]], plan: _Plan,
+              kept: frozenset[str]) -> dict[int, _TensorStats]:
+    """Read the watched tensors and make the float ones' shared pass (a file's one read also gives its header, so
+    the dtype checks after it read nothing more); by id(entry). Files are read and reduced by the compiled kernel
+    in one call (stats.file_stats) unless a watchpoint or ``kept`` (parameters: the label inputs the label checks
+    read) needs their values after the pass. Large steps are split with a worker thread. A tensor that fails is
+    left out: evaluating it again reports the error in order."""
     global _pool
-    jobs = [(entry, plan.shared_needs(watching)) for entry, watching in watched]
+    jobs = [(entry, needs, value_range, batched and entry.param not in kept) for entry, watching in watched
+            for needs, value_range, batched in [plan.work_out(watching)]]
     if len(jobs) < PARALLEL_MIN_TENSORS:
         return _open_part(jobs)
     if _pool is None:
@@ -237,15 +268,26 @@ def _open_all(watched: list[tuple[TensorEntry, tuple[Watchpoint, ...]]], plan: _
     return ready
 
 
-def _open_part(jobs: list[tuple[TensorEntry, frozenset[str]]]) -> dict[int, _TensorStats]:
+def _open_part(jobs: list[tuple]) -> dict[int, _TensorStats]:
+    """_open_all's work on (entry, shared needs, shared range, may be batched) jobs."""
     ready = {}
-    for entry, needs in jobs:
-        if entry.loader is not None and not is_float(entry):  # a tensor in memory: its dtype is known unread
+    files = [(entry, needs, value_range) for entry, needs, value_range, batch in jobs
+             if batch and entry.loader is None and entry.stats is None]
+    read = file_stats([(entry.path, needs, value_range, entry.file.dtype.lower())
+                       for entry, needs, value_range in files])
+    for (entry, needs, value_range), got in zip(files, read):
+        if got is not None:
+            layout, stats = got
+            entry.keep_layout(layout)
+            ready[id(entry)] = _TensorStats(entry, needs, value_range,
+                                            stats if stats is not None and is_float(entry) else None)
+    for entry, needs, value_range, _ in jobs:  # the rest: values kept, tensors in memory, unusual or bad files
+        if id(entry) in ready or (entry.loader is not None and not is_float(entry)):  # in memory: dtype known unread
             continue
         try:
-            stats = _TensorStats(entry)
-            if needs and entry.stats is None and is_float(entry):
-                stats.get(needs, shared=needs)
+            stats = _TensorStats(entry, needs, value_range)
+            if stats.array is not None and needs and is_float(entry):
+                stats.get(needs, value_range)
         except (MsdbgError, ValueError, OSError):
             continue
         ready[id(entry)] = stats
@@ -292,17 +334,23 @@ class _Plan:
 
     def __init__(self, watchpoints: list[Watchpoint], record: frozenset[str] = frozenset()):
         self.needs = {w.number: _needs_of(w) for w in watchpoints}
+        self.ranges = {w.number: _value_range(w) for w in watchpoints if w.condition.needs_range}
         self.record = record
-        self._shared: dict[tuple[int, ...], frozenset[str]] = {}
+        self._shared: dict[tuple[int, ...], tuple[frozenset[str], tuple[float, float] | None, bool]] = {}
 
-    def shared_needs(self, watching: tuple[Watchpoint, ...]) -> frozenset[str]:
-        """The statistics one pass computes for all of ``watching`` that need plain statistics, and the record."""
+    def work_out(self, watching: tuple[Watchpoint, ...]) -> tuple[frozenset[str], tuple[float, float] | None, bool]:
+        """The statistics and value range of the one pass that answers all of ``watching`` judged on plain
+        statistics (and a value range, when they ask for one only) and the record; whether that pass is all they
+        read of the tensor's values (no copy kept, no comparison, no second range, no initial value)."""
         numbers = tuple(w.number for w in watching)
-        shared = self._shared.get(numbers)
-        if shared is None:
-            shared = self._shared[numbers] = self.record.union(*(self.needs[w.number] for w in watching
-                                                                 if _is_plain(w)))
-        return shared
+        known = self._shared.get(numbers)
+        if known is None:
+            ranges = {self.ranges[w.number] for w in watching if _on_values(w) and w.condition.needs_range}
+            value_range = next(iter(ranges)) if len(ranges) == 1 else None
+            needs = self.record.union(*(self.needs[w.number] for w in watching if _on_values(w) and (
+                not w.condition.needs_range or value_range is not None)))
+            known = self._shared[numbers] = needs, value_range, len(ranges) < 2 and all(map(_on_values, watching))
+        return known
 
 
 class _TensorEvaluation:
@@ -330,7 +378,6 @@ class _TensorEvaluation:
         pre-update copy (``inputs_dumped`` False: the step's dump has op outputs only); add the tensor's statistics
         to the result when the plan records them (computed with the plain watchpoints' in one pass)."""
         self.result.tensors_checked += 1
-        self.base_needs = self.plan.shared_needs(watching)
         # one pass over the pre-update value serves every initial watchpoint (weight_initialization, _symmetric, ...)
         self.initial_needs = frozenset().union(*(self.plan.needs[w.number] for w in watching if w.condition.initial))
         for watchpoint in watching:
@@ -351,11 +398,10 @@ class _TensorEvaluation:
                         f"watchpoint {watchpoint.number} ({watchpoint.condition.name}): statistic.csv has no NaN/Inf "
                         "count columns, so a tensor whose max or min is NaN/Inf there could not be judged")
         if self.plan.record:
-            stats = self.entry.stats if self.entry.stats is not None else self.current.get(self.plan.record,
-                                                                                          shared=self.base_needs)
+            stats = self.entry.stats if self.entry.stats is not None else self.current.get(self.plan.record)
             self.result.recorded.append((self.entry, stats))
         needs_copy = any(w.condition.needs_previous for w in watching) and (self.before is None or not inputs_dumped)
-        if needs_copy and self.current.array is not None:
+        if needs_copy and self.entry.stats is None:
             self.history.remember(self.key, self.current.array)
 
     @cached_property
@@ -363,9 +409,9 @@ class _TensorEvaluation:
         """(previous, current) digests of the tensor's bytes; the current one is kept for the next step. The
         previous one is the last step's, else the pre-update copy's (None when neither exists). The current one
         comes from the tensor's shared pass (the kernel hashes the bytes as it reduces them)."""
-        if self.current.array is None:  # statistics only
+        if self.entry.stats is not None:  # statistics only
             return None, None
-        current = self.current.get(_DIGEST, shared=self.base_needs).digest
+        current = self.current.get(_DIGEST).digest
         previous = self.history.swap_digest(self.key, current)
         if previous is None and self.before is not None:
             previous = self.before_stats.get(_DIGEST).digest
@@ -386,12 +432,12 @@ class _TensorEvaluation:
         if self.entry.stats is not None and not condition.initial:  # statistic.csv: its columns or nothing
             return self.current.get(needs)
         if _is_plain(watchpoint):
-            return self.current.get(needs, shared=self.base_needs)
+            return self.current.get(needs)
         if condition.initial:
             if self.before is None:
                 self.result.missing.setdefault((watchpoint.number, _NO_PRE_UPDATE), []).append(name)
-                return self.current.get(needs, shared=self.initial_needs)
-            return self.before_stats.get(needs, shared=self.initial_needs)
+                return self.current.get(needs, together=self.initial_needs)
+            return self.before_stats.get(needs, together=self.initial_needs)
         if condition.needs_previous:
             previous = self.before.load() if self.before is not None else self.history.previous(self.key)
             if previous is None:
@@ -405,8 +451,7 @@ class _TensorEvaluation:
             return self.current.get(needs, previous=previous, rtol=params.get("rtol", 1e-5),
                                     atol=params.get("atol", 1e-8))
         if condition.needs_range:
-            value_range = (params.get("range_start_inclusive", -np.inf), params.get("range_end_inclusive", np.inf))
-            return self.current.get(needs, value_range=value_range)
+            return self.current.get(needs, value_range=self.plan.ranges[watchpoint.number])
         return self.current.get(needs)
 
     def _judge(self, watchpoint: Watchpoint, stats: TensorStats) -> None:
@@ -419,10 +464,22 @@ class _TensorEvaluation:
             node = self.entry.graph_node
             source = node.user_source() if node is not None else None
             reasons = verdict.reasons
-            if self.entry.category == "input" and stats.nonfinite_count and self.current.array is not None:
+            if self.entry.category == "input" and stats.nonfinite_count and self.entry.stats is None:
                 reasons += tuple(filter(None, [bad_samples(self.current.array)]))
             self.result.hits.append(Hit(watchpoint.number, condition.name, self.entry, stats.as_dict(), dict(params),
                                         reasons, source=str(source) if source else None))
+
+
+def _value_range(watchpoint: Watchpoint) -> tuple[float, float]:
+    params = watchpoint.params
+    return params.get("range_start_inclusive", -np.inf), params.get("range_end_inclusive", np.inf)
+
+
+def _on_values(watchpoint: Watchpoint) -> bool:
+    """Whether statistics of the tensor's current values alone answer the watchpoint (its history of earlier
+    steps' statistics aside): no copy of the values, no pre-update value."""
+    condition = watchpoint.condition
+    return not (condition.needs_previous or condition.initial)
 
 
 def _is_plain(watchpoint: Watchpoint) -> bool:

@@ -40,7 +40,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from msdbg.engine.initweights import rows_identical
-from msdbg.store.npyfile import release_pages
+from msdbg.store.npyfile import NpyLayout, TensorFileError, layout_from_header, release_pages
 
 STAT_NAMES: frozenset[str] = frozenset({
     "nonfinite", "nan", "pos_inf", "neg_inf", "zero", "neg", "pos", "min", "max", "sum", "abs_sum", "sq_sum",
@@ -227,6 +227,48 @@ def _compiled_stats(array: np.ndarray, needs: frozenset[str], value_range: tuple
                                                                      totals["digest"]), piece.size))
             release_pages(part)
     return TensorStats(int(array.size), dtype_name, array.shape, **{name: totals[name] for name in fields})
+
+
+# What file_stats computes in the kernel's one pass over a file (a comparison or rows need more).
+_FILE_NEEDS = STAT_NAMES - {"change", "identical_rows"}
+
+
+def file_stats(files: list[tuple[str, frozenset[str], tuple[float, float] | None, str]]
+               ) -> list[tuple[NpyLayout, TensorStats | None] | None]:
+    """For each ``.npy`` file (path, needs, value range, dtype hint): its layout and compute_stats's statistics
+    ``needs`` of it (None for a file that is not floating point, or when ``needs`` is empty), all read and reduced
+    in one call of the compiled kernel with the GIL released. None for a file the caller's own reading must
+    handle: no kernel, a file it cannot read or whose header it does not parse, data over 64 MB (read in windows
+    there), needs beyond one pass."""
+    results: list[tuple[NpyLayout, TensorStats | None] | None] = [None] * len(files)
+    asked = [i for i, (_, needs, value_range, _) in enumerate(files)
+             if not needs - _FILE_NEEDS and (value_range is not None or "range_count" not in needs)]
+    jobs = []
+    for i in asked if KERNEL is not None else []:
+        path, needs, value_range, hint = files[i]
+        low, high = (float(value_range[0]), float(value_range[1])) if value_range is not None else (-math.inf, math.inf)
+        jobs.append((path, _kernel_request(needs)[0] if needs else -1, hint == "bfloat16", "digest" in needs, low, high))
+    for i, read in zip(asked, KERNEL.reduce_files(jobs) if jobs else []):
+        path, needs, _, hint = files[i]
+        if read is None:
+            continue
+        header, size, kind, count, reduced = read
+        try:
+            layout = layout_from_header(path, header, size)
+        except TensorFileError:
+            continue  # the caller's read says what is wrong
+        if count != math.prod(layout.shape):  # the kernel read the header otherwise than NumPy: let the caller decide
+            continue
+        if reduced is None:
+            results[i] = (layout, None)
+            continue
+        format_kind, dtype_name, _ = _kernel_format(layout.dtype, hint)
+        if format_kind != kind:
+            continue
+        totals = _kernel_totals(reduced, count)
+        fields = _kernel_request(needs)[1]
+        results[i] = (layout, TensorStats(count, dtype_name, layout.shape, **{name: totals[name] for name in fields}))
+    return results
 
 
 @functools.lru_cache(maxsize=None)

@@ -127,6 +127,10 @@ class TensorEntry:
             self._layout = read_header(self.path)
         return self._layout
 
+    def keep_layout(self, layout: NpyLayout) -> None:
+        """The file's header as read elsewhere (stats.file_stats), so layout() and dtype read nothing more."""
+        self._layout = layout
+
     def load(self) -> np.ndarray:
         """The tensor, memory-mapped read-only (raises TensorFileError naming the file); its header is kept for
         layout() and dtype, so loading first reads the file once."""

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 _TAIL = re.compile(
     r"\.(?P<task>\d+)\.(?P<stream>\d+)\.(?P<timestamp>\d+)\.(?P<io>input|output)\.(?P<slot>\d+)"
-    r"\.(?P<format>[^.]+)(?:\.(?P<dtype>[^.]+))?\.npy$",
+    r"\.(?P<format>[^.]+)(?:\.(?P<dtype>[^.]+))?\.npy\Z",
     re.ASCII,  # \d: ASCII digits only ('٣' is a Unicode digit int() reads as 3)
 )
 _IO = ("input", "output")
