@@ -23,8 +23,8 @@ step. Each round runs, in this order:
 Figures: total wall time of the process (start to exit, imports and compile included) and steady-state step
 time (median of the per-step times after --warmup steps; with several rounds, the median of all of them).
 Ratios are against plain from the same run; the targets are <= 1.25x (lenet, resnet18) and <= 1.6x (mlp, where
-MindSpore's dump alone costs 2-3x: benchmarks/dump_cost.py). msdbg's own work per step is printed apart, wall and CPU time, with its
-target: <= 2 ms for the MLP's ~30-tensor step, <= 25 ms for resnet18's ~700-tensor step. "dump only" and "dump+sync" split msdbg's
+MindSpore's dump alone costs 2-3x: benchmarks/dump_cost.py). msdbg's own work per step is printed apart, wall and
+CPU time, with its target: <= 2 ms for the MLP's ~30-tensor step, <= 25 ms for resnet18's ~700-tensor step. "dump only" and "dump+sync" split msdbg's
 step-time overhead into MindSpore's dump writing, waiting for it at the step barrier, and msdbg's own work
 (listing, evaluating and pruning the step folder).
 """
