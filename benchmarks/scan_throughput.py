@@ -95,15 +95,15 @@ def make_dump(scratch: str, steps: int, layers: int) -> str:
 
 
 def startup_dump(dump: str, scratch: str) -> str:
-    """A copy of the dump's graph files and of its smallest op output, alone in one iteration folder: what msdbg
+    """A copy of the dump's graph files and of its smallest float op output, alone in one iteration folder: what msdbg
     pays before the tensors (a step with no tensor checked is not a clean result: exit 2)."""
     tiny = os.path.join(scratch, "startup")
     rank = os.path.join(dump, "rank_0")
     for sub in ("graphs", "execution_order"):
         if os.path.isdir(os.path.join(rank, sub)):
             shutil.copytree(os.path.join(rank, sub), os.path.join(tiny, "rank_0", sub))
-    outputs = [os.path.join(root, name) for root, _, names in os.walk(rank) for name in names
-               if name.endswith(".npy") and ".output." in name and not name.startswith("Parameter.")]
+    outputs = [os.path.join(root, name) for root, _, names in os.walk(rank) for name in names  # float: watched
+               if name.endswith(".npy") and ".output." in name and ".Float" in name and not name.startswith("Parameter.")]
     smallest = min(outputs, key=os.path.getsize)
     folder = os.path.join(tiny, os.path.relpath(os.path.dirname(smallest), dump))
     os.makedirs(folder)
