@@ -361,7 +361,10 @@ class _TensorEvaluation:
         self.entry, self.entries, self.graph, self.history, self.result = entry, entries, graph, history, result
         self.plan = plan
         self.key = tensor_key(entry)
-        self.current = current or _TensorStats(entry)
+        if current is None:
+            current = _TensorStats(entry)
+            _ = current.array  # the step's read left it out: a bad file's error is raised here, before it counts
+        self.current = current
 
     @cached_property
     def before(self) -> TensorEntry | None:
