@@ -699,7 +699,7 @@ typedef struct {
     int reduced;
     char kind[3];
     Py_ssize_t offset, size, count;
-    unsigned char header[HEADER_READ];
+    unsigned char *header; /* the file's first `offset` bytes (malloc'd), for the caller's own header reading */
     Totals totals;
     uint64_t hash;
 } FileJob;
@@ -729,10 +729,10 @@ static const char *header_field(const char *text, const char *end, const char *k
     return NULL;
 }
 
-/* Parse the header MindSpore and NumPy write ({'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }): the
- * kind, element size and count. 0 for anything else (the caller's own reader then says what is wrong). */
-static int parse_header(FileJob *job, Py_ssize_t have, int *size, Py_ssize_t *count) {
-    const unsigned char *h = job->header;
+/* Parse the header MindSpore and NumPy write ({'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }) from
+ * the file's first `have` bytes `h`: the job's kind, data offset and element count; returns the element size, 0 for
+ * anything else (the caller's own reader then says what is wrong). */
+static int parse_header(FileJob *job, const unsigned char *h, Py_ssize_t have) {
     if (have < 10 || memcmp(h, "\x93NUMPY", 6) != 0) return 0;
     Py_ssize_t offset = h[6] == 1 ? 10 + (h[8] | h[9] << 8)
                       : have >= 12 ? 12 + ((Py_ssize_t)h[8] | h[9] << 8 | h[10] << 16 | (Py_ssize_t)h[11] << 24) : 0;
@@ -767,17 +767,17 @@ static int parse_header(FileJob *job, Py_ssize_t have, int *size, Py_ssize_t *co
         if (p < end && *p == ',') p++;
         else if (p >= end || *p != ')') return 0;
     }
-    *size = kind_size(kind);
+    int size = kind_size(kind);
     /* MindSpore's CPU O2 dump: float32 values under a float16 header (npyfile.read_header) */
     if (kind[0] == 'e' && n && job->size - offset == n * 4) {
         kind = "f";
-        *size = 4;
+        size = 4;
     }
-    if (offset % *size || job->size < offset + n * *size || n * *size > FILE_MAX_BYTES) return 0;
+    if (offset % size || job->size < offset + n * size || n * size > FILE_MAX_BYTES) return 0;
     strcpy(job->kind, kind);
     job->offset = offset;
-    job->count = *count = n;
-    return 1;
+    job->count = n;
+    return size;
 }
 
 /* Read and reduce one file (no Python calls) with `buffer` (READ_CHUNK + HEADER_READ bytes). Integer and bool
@@ -792,10 +792,10 @@ static void reduce_file(FileJob *job, const char *path, unsigned char *buffer) {
     int whole = job->size <= READ_CHUNK + HEADER_READ;
     Py_ssize_t first = whole ? job->size : HEADER_READ;
     if (!read_full(fd, buffer, first, -1)) goto done;
-    memcpy(job->header, buffer, (size_t)(first < HEADER_READ ? first : HEADER_READ));
-    int size;
-    Py_ssize_t count;
-    if (!parse_header(job, first < HEADER_READ ? first : HEADER_READ, &size, &count)) goto done;
+    int size = parse_header(job, buffer, first < HEADER_READ ? first : HEADER_READ);
+    if (size == 0 || (job->header = malloc((size_t)job->offset)) == NULL) goto done;
+    memcpy(job->header, buffer, (size_t)job->offset);
+    Py_ssize_t count = job->count;
     Totals t = {0, 0, 0, 0, 0, 0, NAN, NAN, 0.0, 0.0, 0.0};
     job->totals = t;
     job->hash = 0;
@@ -862,7 +862,10 @@ static PyObject *reduce_files(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(result, i, item);
     }
 cleanup:
-    for (Py_ssize_t i = 0; i < parsed; i++) Py_XDECREF(jobs[i].path);
+    for (Py_ssize_t i = 0; i < parsed; i++) {
+        Py_XDECREF(jobs[i].path);
+        free(jobs[i].header);
+    }
     free(jobs);
     return result;
 }

@@ -434,8 +434,6 @@ class _TensorEvaluation:
         name = self.entry.param or self.entry.node
         if self.entry.stats is not None and not condition.initial:  # statistic.csv: its columns or nothing
             return self.current.get(needs)
-        if _is_plain(watchpoint):
-            return self.current.get(needs)
         if condition.initial:
             if self.before is None:
                 self.result.missing.setdefault((watchpoint.number, _NO_PRE_UPDATE), []).append(name)
@@ -483,12 +481,6 @@ def _on_values(watchpoint: Watchpoint) -> bool:
     steps' statistics aside): no copy of the values, no pre-update value."""
     condition = watchpoint.condition
     return not (condition.needs_previous or condition.initial)
-
-
-def _is_plain(watchpoint: Watchpoint) -> bool:
-    """Whether the tensor's one shared pass answers the watchpoint (weight_frozen: the digest of its bytes)."""
-    condition = watchpoint.condition
-    return not (condition.needs_previous or condition.needs_range or condition.initial or condition.history)
 
 
 _DIGEST = frozenset({"digest"})

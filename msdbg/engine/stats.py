@@ -241,10 +241,12 @@ def file_stats(files: list[tuple[str, frozenset[str], tuple[float, float] | None
     handle: no kernel, a file it cannot read or whose header it does not parse, data over 64 MB (read in windows
     there), needs beyond one pass."""
     results: list[tuple[NpyLayout, TensorStats | None] | None] = [None] * len(files)
+    if KERNEL is None:
+        return results
     asked = [i for i, (_, needs, value_range, _) in enumerate(files)
              if not needs - _FILE_NEEDS and (value_range is not None or "range_count" not in needs)]
     jobs = []
-    for i in asked if KERNEL is not None else []:
+    for i in asked:
         path, needs, value_range, hint = files[i]
         low, high = (float(value_range[0]), float(value_range[1])) if value_range is not None else (-math.inf, math.inf)
         jobs.append((path, _kernel_request(needs)[0] if needs else -1, hint == "bfloat16", "digest" in needs, low, high))

@@ -94,15 +94,24 @@ def _read(path: str) -> tuple[NpyLayout, bytes]:
         raise TensorFileError(f"tensor file {path}: does not exist") from None
     except OSError as exc:
         raise TensorFileError(f"tensor file {path}: {exc.strerror}") from None
-    return layout_from_header(path, data, size), data
+    return _layout(path, data, size), data
 
 
-def layout_from_header(path: str, data: bytes, size: int) -> NpyLayout:
-    """read_header's layout of a ``.npy`` file of ``size`` bytes that starts with ``data`` (at least its header):
-    for a file read elsewhere (the compiled kernel's batch read). Raises TensorFileError naming the file."""
-    known = _LAYOUTS.get((data, size)) if len(data) < _HEADER_READ else None  # a whole header: a step's repeat
-    if known is not None:
-        return known
+def layout_from_header(path: str, header: bytes, size: int) -> NpyLayout:
+    """read_header's layout of a ``.npy`` file of ``size`` bytes whose header (its bytes up to the data) was read
+    elsewhere (the compiled kernel's batch read); kept per header and size, as a step's files repeat a few. Raises
+    TensorFileError naming the file."""
+    known = _LAYOUTS.get((header, size))
+    if known is None:
+        known = _layout(path, header, size)
+        if len(_LAYOUTS) >= _HEADERS_KEPT:
+            _LAYOUTS.clear()
+        _LAYOUTS[(header, size)] = known
+    return known
+
+
+def _layout(path: str, data: bytes, size: int) -> NpyLayout:
+    """The layout of a ``.npy`` file of ``size`` bytes that starts with ``data`` (at least its header)."""
     shape, fortran, dtype, offset = _header(path, data)
     count = _count(shape)
     expected = offset + count * dtype.itemsize
@@ -113,12 +122,7 @@ def layout_from_header(path: str, data: bytes, size: int) -> NpyLayout:
     data_dtype = dtype
     if dtype == np.float16 and count and size - offset == count * 4:
         data_dtype = np.dtype(np.float32).newbyteorder(dtype.byteorder)
-    layout = NpyLayout(tuple(shape), fortran, data_dtype, offset, dtype)
-    if len(data) == offset:
-        if len(_LAYOUTS) >= _HEADERS_KEPT:
-            _LAYOUTS.clear()
-        _LAYOUTS[(data, size)] = layout
-    return layout
+    return NpyLayout(tuple(shape), fortran, data_dtype, offset, dtype)
 
 
 def _header(path: str, data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
