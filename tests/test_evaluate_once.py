@@ -133,3 +133,14 @@ def test_the_kernels_batch_read_and_numpys_read_evaluate_a_real_dump_alike(jit_n
         assert len(reads) > 10  # the kernel did read the files
     assert batched == _evaluation(jit_nan_dump, False, monkeypatch)
     assert any(hits for hits, _, _ in batched) and all(recorded for _, recorded, _ in batched)
+
+
+def test_the_batch_read_evaluates_a_real_o2_mixed_precision_dump_as_numpys_read(tmp_path, monkeypatch):
+    """float16 tensors, and files named Float16 holding float32 bytes (MindSpore's CPU O2 dump)."""
+    dump = plain_mindspore_dump(SCRIPTS / "amp_o2.py", tmp_path / "dump", "jit")
+    reads = _count_reads(monkeypatch) if stats.KERNEL is not None else None
+    batched = _evaluation(dump, True, monkeypatch)
+    if reads is not None:
+        assert len(reads) > 10
+    assert batched == _evaluation(dump, False, monkeypatch)
+    assert any("'dtype': 'float16'" in stats_repr for _, recorded, _ in batched for _, stats_repr in recorded)
